@@ -1,0 +1,248 @@
+//! Calls: the two halves a client writes, the record a client reads, and the computed fields
+//! of `summary.weave` (API.md §2, §7.3).
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::{de_error, ProjectId, Timestamp};
+
+/// Longest id-like string (ids, trace/parent/thread/turn ids, user and run ids), in bytes.
+/// Postgres b-tree entries must fit in a third of a page; these columns are indexed.
+pub const MAX_ID_BYTES: usize = 512;
+/// Longest `op_name`, in bytes (indexed too).
+pub const MAX_OP_NAME_BYTES: usize = 1024;
+/// Refs longer than this are not indexed for `input_refs` / `output_refs` filters.
+pub const MAX_REF_BYTES: usize = 1024;
+/// The prefix of a Weave ref.
+pub const REF_PREFIX: &str = "weave:///";
+
+/// The start half of a call (`StartedCallSchemaForInsert`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartedCall {
+    pub project_id: ProjectId,
+    /// Generated (UUID v7) when missing.
+    #[serde(default, deserialize_with = "optional_id")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "op_name")]
+    pub op_name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Generated when missing: the parent's trace if the parent is known, else a new one.
+    #[serde(default, deserialize_with = "optional_id")]
+    pub trace_id: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub parent_id: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub thread_id: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub turn_id: Option<String>,
+    pub started_at: Timestamp,
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    #[schema(value_type = Object)]
+    pub inputs: Map<String, Value>,
+    /// Ignored: the server writes the API key's user.
+    #[serde(default)]
+    pub wb_user_id: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub wb_run_id: Option<String>,
+    #[serde(default)]
+    pub wb_run_step: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub otel_dump: Option<Map<String, Value>>,
+}
+
+/// The end half of a call (`EndedCallSchemaForInsert`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndedCall {
+    pub project_id: ProjectId,
+    #[serde(deserialize_with = "required_id")]
+    pub id: String,
+    pub ended_at: Timestamp,
+    /// Written as given; `summary.usage` is normalised into usage rows (API.md §3).
+    #[schema(value_type = Object)]
+    pub summary: Map<String, Value>,
+    #[serde(default)]
+    pub exception: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<Value>,
+    /// Accepted and ignored: the start's value is the call's.
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    /// Used only until the start arrives.
+    #[serde(default, deserialize_with = "optional_id")]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub wb_run_step_end: Option<i64>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    pub is_eval: Option<bool>,
+}
+
+fn check_len<E: serde::de::Error>(text: &str, max: usize) -> Result<(), E> {
+    if text.len() > max {
+        return Err(de_error("string_too_long", format_args!("String should have at most {max} bytes")));
+    }
+    Ok(())
+}
+
+fn required_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    check_len(&text, MAX_ID_BYTES)?;
+    Ok(text)
+}
+
+pub(crate) fn optional_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    if let Some(text) = &text {
+        check_len(text, MAX_ID_BYTES)?;
+    }
+    Ok(text)
+}
+
+fn op_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    check_len(&text, MAX_OP_NAME_BYTES)?;
+    Ok(text)
+}
+
+/// The refs (strings starting `weave:///`) anywhere in a JSON value, sorted and unique.
+pub fn find_refs<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<String> {
+    fn walk(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s.starts_with(REF_PREFIX) && s.len() <= MAX_REF_BYTES => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    for value in values {
+        walk(value, &mut refs);
+    }
+    refs.sort();
+    refs.dedup();
+    refs
+}
+
+/// A call as read back (the `CallSchema` of the Weave API).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Call {
+    pub id: String,
+    pub project_id: String,
+    pub op_name: String,
+    pub display_name: Option<String>,
+    pub trace_id: String,
+    pub parent_id: Option<String>,
+    pub thread_id: Option<String>,
+    pub turn_id: Option<String>,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub exception: Option<String>,
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+    #[schema(value_type = Object)]
+    pub inputs: Value,
+    #[schema(value_type = Option<Object>)]
+    pub output: Value,
+    /// The stored summary plus the computed `summary.weave` fields.
+    #[schema(value_type = Option<Object>)]
+    pub summary: Value,
+    pub wb_user_id: Option<String>,
+    pub wb_run_id: Option<String>,
+    pub wb_run_step: Option<i64>,
+    pub wb_run_step_end: Option<i64>,
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// `summary.weave.status` (API.md §7.3).
+pub fn status(exception: Option<&str>, summary: Option<&Value>, ended: bool) -> &'static str {
+    let descendant_errors =
+        summary.and_then(|s| s.pointer("/status_counts/error")).map_or(0, super::usage::counter_value);
+    if exception.is_some() {
+        "error"
+    } else if descendant_errors > 0 {
+        "descendant_error"
+    } else if !ended {
+        "running"
+    } else {
+        "success"
+    }
+}
+
+/// `summary.weave.trace_name`: the display name, else the name inside an op ref, else op_name.
+pub fn trace_name<'a>(display_name: Option<&'a str>, op_name: &'a str) -> &'a str {
+    if let Some(name) = display_name.filter(|n| !n.is_empty()) {
+        return name;
+    }
+    op_ref_name(op_name).unwrap_or(op_name)
+}
+
+/// `weave:///entity/project/op/name:digest` → `name`.
+fn op_ref_name(op_name: &str) -> Option<&str> {
+    let rest = op_name.strip_prefix(REF_PREFIX)?;
+    let mut parts = rest.splitn(4, '/');
+    let (_entity, _project, kind, tail) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if kind != "op" {
+        return None;
+    }
+    let name = tail.split_once(':').map_or(tail, |(name, _)| name);
+    (!name.is_empty()).then_some(name)
+}
+
+/// The summary a client reads: the stored one (an object, or `{}`) with `weave` computed fields.
+pub fn summary_with_computed_fields(
+    stored: Option<Value>,
+    exception: Option<&str>,
+    ended: bool,
+    latency_ms: Option<f64>,
+    trace_name: &str,
+) -> Value {
+    let status = status(exception, stored.as_ref(), ended);
+    let mut summary = match stored {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let weave = summary.entry("weave").or_insert_with(|| Value::Object(Map::new()));
+    if !weave.is_object() {
+        *weave = Value::Object(Map::new());
+    }
+    if let Value::Object(weave) = weave {
+        weave.insert("status".into(), Value::from(status));
+        weave.insert("latency_ms".into(), latency_ms.map_or(Value::Null, Value::from));
+        weave.insert("trace_name".into(), Value::from(trace_name));
+    }
+    Value::Object(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_prefers_error_then_descendant_error_then_running() {
+        assert_eq!(status(Some("boom"), None, true), "error");
+        assert_eq!(status(None, Some(&json!({"status_counts": {"error": 2}})), true), "descendant_error");
+        assert_eq!(status(None, Some(&json!({"status_counts": {"error": 0}})), false), "running");
+        assert_eq!(status(None, None, true), "success");
+    }
+
+    #[test]
+    fn trace_name_uses_display_name_then_op_ref_name_then_op_name() {
+        assert_eq!(trace_name(Some("nice"), "weave:///e/p/op/f:abc"), "nice");
+        assert_eq!(trace_name(Some(""), "weave:///e/p/op/f:abc"), "f");
+        assert_eq!(trace_name(None, "weave:///e/p/object/f:abc"), "weave:///e/p/object/f:abc");
+        assert_eq!(trace_name(None, "plain"), "plain");
+    }
+
+    #[test]
+    fn refs_are_found_at_any_depth_once_each() {
+        let value = json!({"a": "weave:///e/p/object/x:1", "b": [{"c": "weave:///e/p/object/x:1"}, "weave:///e/p/op/y:2"], "d": "nope"});
+        assert_eq!(find_refs([&value]), vec!["weave:///e/p/object/x:1", "weave:///e/p/op/y:2"]);
+    }
+}

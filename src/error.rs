@@ -1,0 +1,134 @@
+//! One error type for the whole API, rendered as the bodies of API.md §1.1.
+//!
+//! Validation problems are FastAPI-shaped (`{"detail": [{type, loc, msg, input}]}`) because the
+//! Weave clients parse that shape; everything else is `{"reason": ...}`. Database and internal
+//! failures are logged here, inside the request's span, and never sent to the client.
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Result alias for handlers and the layers below them.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 422: the request is malformed or a value is out of range.
+    #[error("invalid request")]
+    Validation(Vec<ValidationDetail>),
+    /// 400: a valid request that cannot be run as asked.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing or invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the credentials do not reach that project.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: unknown route or object.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: known route, other method.
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    /// 413: body or result over a limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 503: the database is unreachable or too slow; the client may retry.
+    #[error("Temporary backend error")]
+    Unavailable(String),
+    /// 500: a bug. The cause is logged, never sent.
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+/// One entry of a 422 `detail` list (pydantic's error shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidationDetail {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub loc: Vec<Value>,
+    pub msg: String,
+    pub input: Value,
+}
+
+impl ValidationDetail {
+    pub fn new(kind: &str, loc: Vec<Value>, msg: impl Into<String>, input: Value) -> Self {
+        Self { kind: kind.to_string(), loc, msg: msg.into(), input }
+    }
+
+    /// A `value_error` at `body.<path>`.
+    pub fn value_error(path: &[&str], msg: impl Into<String>, input: Value) -> Self {
+        let mut loc = vec![json!("body")];
+        loc.extend(path.iter().map(|p| json!(p)));
+        Self::new("value_error", loc, msg, input)
+    }
+}
+
+impl ApiError {
+    /// A single `value_error` at `body.<path>`.
+    pub fn value_error(path: &[&str], msg: impl Into<String>, input: Value) -> Self {
+        Self::Validation(vec![ValidationDetail::value_error(path, msg, input)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            Self::Validation(detail) => json!({ "detail": detail }),
+            Self::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                json!({ "reason": self.to_string() })
+            }
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                json!({ "reason": self.to_string() })
+            }
+            _ => json!({ "reason": self.to_string() }),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"weave\""));
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_transient(&error) {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Internal(error.to_string())
+        }
+    }
+}
+
+/// Errors that mean "the database is not answering (in time)" rather than "the query is wrong".
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // 57014 query_canceled (statement_timeout), 57P0x shutdown, 08xxx connection, 53xxx resources.
+            code == "57014" || code.starts_with("57P") || code.starts_with("08") || code.starts_with("53")
+        }
+        sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,102 @@
+//! HTTP: the router, its middleware, and the OpenAPI document generated from the handlers.
+//!
+//! Each module owns its routes (`router()`); this one merges them, adds `/openapi.json` and
+//! `/docs`, and wraps everything in the layers every request passes through.
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Call ingestion and reads.
+pub mod calls;
+/// Request extractors: JSON bodies and credentials.
+pub mod extract;
+/// Health and server info.
+pub mod service;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "weave-trace-server", description = "A W&B Weave-compatible trace server on Postgres."),
+    modifiers(&SecurityAddon),
+    security(("basic" = []), ("bearer" = [])),
+    tags((name = "calls", description = "Ingest and read calls"), (name = "service", description = "Health and versions"))
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(calls::router()).merge(service::router())
+}
+
+/// The OpenAPI document, as served at `/openapi.json` and checked in under `openapi/`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: routes, docs and middleware.
+pub fn app(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let (router, openapi) = api().split_for_parts();
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async { ApiError::NotFound("Not found".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(cors(&settings.cors_origins))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
+        .layer(axum::middleware::map_response(json_for_bare_errors))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .with_state(state)
+}
+
+/// Middleware that answers with an empty body (the timeout's 503) get the API's JSON body.
+async fn json_for_bare_errors(response: Response) -> Response {
+    let is_bare = response.headers().get(header::CONTENT_TYPE).is_none();
+    if is_bare && response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        return ApiError::Unavailable("request timed out".into()).into_response();
+    }
+    response
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-weave-retry-id")])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600))
+}

@@ -1,0 +1,275 @@
+//! SQL for calls: batched upserts of starts and ends, reads, soft deletes and counts.
+//!
+//! Writes are set-based (`insert ... select from unnest(...)`), one statement per kind of row
+//! for a whole batch, so ingesting a batch costs a handful of round trips whatever its size.
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+
+use crate::domain::filter::CallsFilter;
+use crate::domain::usage::UsageRow;
+
+/// A start ready to write: ids resolved, user set, refs extracted.
+#[derive(Debug, Clone)]
+pub struct StartRow {
+    pub project_id: String,
+    pub id: String,
+    pub trace_id: String,
+    pub parent_id: Option<String>,
+    pub thread_id: Option<String>,
+    pub turn_id: Option<String>,
+    pub op_name: String,
+    pub display_name: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub attributes: Value,
+    pub inputs: Value,
+    pub otel_dump: Option<Value>,
+    pub wb_user_id: String,
+    pub wb_run_id: Option<String>,
+    pub wb_run_step: Option<i64>,
+    pub input_refs: Vec<String>,
+}
+
+/// An end ready to write, with its usage rows extracted.
+#[derive(Debug, Clone)]
+pub struct EndRow {
+    pub project_id: String,
+    pub id: String,
+    pub trace_id: Option<String>,
+    pub ended_at: DateTime<Utc>,
+    pub exception: Option<String>,
+    pub output: Option<Value>,
+    pub summary: Value,
+    pub wb_run_step_end: Option<i64>,
+    pub output_refs: Vec<String>,
+    pub usage: Vec<UsageRow>,
+}
+
+/// Write starts (last write wins for every start column).
+pub async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&StartRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        r#"insert into calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
+                              started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
+           select s.project_id, s.id, s.trace_id, s.parent_id, s.thread_id, s.turn_id, s.op_name, s.display_name,
+                  s.started_at, s.attributes, s.inputs, s.otel_dump, s.wb_user_id, s.wb_run_id, s.wb_run_step,
+                  array(select jsonb_array_elements_text(s.input_refs))
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                       $9::timestamptz[], $10::jsonb[], $11::jsonb[], $12::jsonb[], $13::text[], $14::text[],
+                       $15::int8[], $16::jsonb[])
+                as s(project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
+                     started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
+           on conflict (project_id, id) do update set
+               trace_id = excluded.trace_id, parent_id = excluded.parent_id, thread_id = excluded.thread_id,
+               turn_id = excluded.turn_id, op_name = excluded.op_name, display_name = excluded.display_name,
+               started_at = excluded.started_at, attributes = excluded.attributes, inputs = excluded.inputs,
+               otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id,
+               wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs"#,
+    )
+    .bind(col(|r| Some(r.project_id.clone())))
+    .bind(col(|r| Some(r.id.clone())))
+    .bind(col(|r| Some(r.trace_id.clone())))
+    .bind(col(|r| r.parent_id.clone()))
+    .bind(col(|r| r.thread_id.clone()))
+    .bind(col(|r| r.turn_id.clone()))
+    .bind(col(|r| Some(r.op_name.clone())))
+    .bind(col(|r| r.display_name.clone()))
+    .bind(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.attributes.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.inputs.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.otel_dump.clone()).collect::<Vec<_>>())
+    .bind(col(|r| Some(r.wb_user_id.clone())))
+    .bind(col(|r| r.wb_run_id.clone()))
+    .bind(rows.iter().map(|r| r.wb_run_step).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Value::from(r.input_refs.clone())).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Write ends and replace their usage rows (last write wins).
+pub async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let projects: Vec<String> = rows.iter().map(|r| r.project_id.clone()).collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    sqlx::query(
+        r#"insert into calls (project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
+           select e.project_id, e.id, e.trace_id, e.ended_at, e.exception, e.output, e.summary, e.wb_run_step_end,
+                  array(select jsonb_array_elements_text(e.output_refs))
+           from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::jsonb[],
+                       $8::int8[], $9::jsonb[])
+                as e(project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
+           on conflict (project_id, id) do update set
+               trace_id = coalesce(calls.trace_id, excluded.trace_id), ended_at = excluded.ended_at,
+               exception = excluded.exception, output = excluded.output, summary = excluded.summary,
+               wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs"#,
+    )
+    .bind(&projects)
+    .bind(&ids)
+    .bind(rows.iter().map(|r| r.trace_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.ended_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.exception.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.output.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.summary.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.wb_run_step_end).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Value::from(r.output_refs.clone())).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+
+    sqlx::query(
+        r#"delete from call_usage u using unnest($1::text[], $2::text[]) as e(project_id, id)
+           where u.project_id = e.project_id and u.call_id = e.id"#,
+    )
+    .bind(&projects)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+
+    let usage: Vec<(&EndRow, &UsageRow)> = rows.iter().flat_map(|r| r.usage.iter().map(move |u| (r, u))).collect();
+    if usage.is_empty() {
+        return Ok(());
+    }
+    let counter = |f: fn(&UsageRow) -> i64| usage.iter().map(|(_, u)| f(u)).collect::<Vec<_>>();
+    sqlx::query(
+        r#"insert into call_usage (project_id, call_id, model, requests, input_tokens, output_tokens, total_tokens,
+                                   cache_read_input_tokens, cache_creation_input_tokens)
+           select * from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
+                                $8::int8[], $9::int8[])"#,
+    )
+    .bind(usage.iter().map(|(r, _)| r.project_id.clone()).collect::<Vec<_>>())
+    .bind(usage.iter().map(|(r, _)| r.id.clone()).collect::<Vec<_>>())
+    .bind(usage.iter().map(|(_, u)| u.model.clone()).collect::<Vec<_>>())
+    .bind(counter(|u| u.requests))
+    .bind(counter(|u| u.input_tokens))
+    .bind(counter(|u| u.output_tokens))
+    .bind(counter(|u| u.total_tokens))
+    .bind(counter(|u| u.cache_read_input_tokens))
+    .bind(counter(|u| u.cache_creation_input_tokens))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The trace ids of known calls of `project` (started or not), by call id.
+pub async fn trace_ids_of(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    ids: &[String],
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select id, trace_id from calls where project_id = $1 and id = any($2) and trace_id is not null",
+    )
+    .bind(project)
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A visible call as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub struct CallRow {
+    pub project_id: String,
+    pub id: String,
+    pub trace_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub thread_id: Option<String>,
+    pub turn_id: Option<String>,
+    pub op_name: Option<String>,
+    pub display_name: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub exception: Option<String>,
+    pub attributes: Option<Value>,
+    pub inputs: Option<Value>,
+    pub output: Option<Value>,
+    pub summary: Option<Value>,
+    pub wb_user_id: Option<String>,
+    pub wb_run_id: Option<String>,
+    pub wb_run_step: Option<i64>,
+    pub wb_run_step_end: Option<i64>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<f64>,
+}
+
+/// The columns of [`CallRow`], for the calls table aliased `c`.
+pub const CALL_COLUMNS: &str = "c.project_id, c.id, c.trace_id, c.parent_id, c.thread_id, c.turn_id, c.op_name, \
+     c.display_name, c.started_at, c.ended_at, c.exception, c.attributes, c.inputs, c.output, c.summary, \
+     c.wb_user_id, c.wb_run_id, c.wb_run_step, c.wb_run_step_end, c.deleted_at, c.latency_ms";
+
+/// A call that has started and is not deleted.
+pub async fn read(db: impl PgExecutor<'_>, project: &str, id: &str) -> Result<Option<CallRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "select {CALL_COLUMNS} from calls c
+         where c.project_id = $1 and c.id = $2 and c.started_at is not null and c.deleted_at is null"
+    ))
+    .bind(project)
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Set a visible call's display name; false when there is no such call.
+pub async fn update_display_name(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    id: &str,
+    display_name: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update calls set display_name = $3
+         where project_id = $1 and id = $2 and started_at is not null and deleted_at is null",
+    )
+    .bind(project)
+    .bind(id)
+    .bind(display_name)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Soft-delete calls and every descendant (parent cycles included, each once). Returns how many
+/// visible calls were newly deleted.
+pub async fn delete_subtrees(db: impl PgExecutor<'_>, project: &str, ids: &[String]) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        r#"with recursive subtree(id) as (
+               select id from calls where project_id = $1 and id = any($2)
+               union
+               select c.id from calls c join subtree s on c.parent_id = s.id where c.project_id = $1
+           ), deleted as (
+               update calls set deleted_at = now()
+               where project_id = $1 and id in (select id from subtree) and deleted_at is null
+               returning started_at
+           )
+           select count(*) filter (where started_at is not null) from deleted"#,
+    )
+    .bind(project)
+    .bind(ids)
+    .fetch_one(db)
+    .await
+}
+
+/// How many visible calls of `project` match `filter`, counting at most `cap` of them.
+pub async fn count(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    filter: &CallsFilter,
+    cap: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    let mut qb: QueryBuilder<Postgres> =
+        QueryBuilder::new("select count(*) from (select 1 from calls c where c.project_id = ");
+    qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
+    super::filter::push_conditions(&mut qb, "c", filter);
+    if let Some(cap) = cap {
+        qb.push(" limit ").push_bind(cap);
+    }
+    qb.push(") matched");
+    qb.build_query_scalar().fetch_one(db).await
+}

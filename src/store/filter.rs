@@ -1,0 +1,64 @@
+//! `CallsFilter` → SQL conditions (API.md §7.1). The one place a filter becomes SQL: every
+//! value is bound, and only column names written here are spliced in.
+use sqlx::{Postgres, QueryBuilder};
+
+use crate::domain::filter::{active, CallsFilter, NamePatterns};
+
+/// Append ` and <condition>` for each active field of `filter`, on the calls table aliased
+/// `alias` (a literal from our code, never user input).
+pub fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, alias: &'static str, filter: &CallsFilter) {
+    if let Some(names) = active(&filter.op_names) {
+        push_name_match(qb, alias, "op_name", names);
+    }
+    if let Some(refs) = active(&filter.input_refs) {
+        push_ref_match(qb, alias, "input_refs", refs);
+    }
+    if let Some(refs) = active(&filter.output_refs) {
+        push_ref_match(qb, alias, "output_refs", refs);
+    }
+    let id_lists = [
+        ("parent_id", &filter.parent_ids),
+        ("trace_id", &filter.trace_ids),
+        ("id", &filter.call_ids),
+        ("thread_id", &filter.thread_ids),
+        ("turn_id", &filter.turn_ids),
+        ("wb_user_id", &filter.wb_user_ids),
+        ("wb_run_id", &filter.wb_run_ids),
+    ];
+    for (column, values) in id_lists {
+        if let Some(values) = active(values) {
+            qb.push(format_args!(" and {alias}.{column} = any(")).push_bind(values.to_vec()).push(")");
+        }
+    }
+    if filter.trace_roots_only == Some(true) {
+        qb.push(format_args!(" and {alias}.parent_id is null"));
+    }
+}
+
+fn push_name_match(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, column: &str, names: &[String]) {
+    let patterns = NamePatterns::split(names);
+    qb.push(" and (false");
+    if !patterns.exact.is_empty() {
+        qb.push(format_args!(" or {alias}.{column} = any(")).push_bind(patterns.exact).push(")");
+    }
+    if !patterns.prefixes.is_empty() {
+        qb.push(format_args!(" or exists (select 1 from unnest("))
+            .push_bind(patterns.prefixes)
+            .push(format_args!("::text[]) p where starts_with({alias}.{column}, p))"));
+    }
+    qb.push(")");
+}
+
+fn push_ref_match(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, column: &str, refs: &[String]) {
+    let patterns = NamePatterns::split(refs);
+    qb.push(" and (false");
+    if !patterns.exact.is_empty() {
+        qb.push(format_args!(" or {alias}.{column} && ")).push_bind(patterns.exact).push("::text[]");
+    }
+    if !patterns.prefixes.is_empty() {
+        qb.push(format_args!(" or exists (select 1 from unnest({alias}.{column}) r, unnest("))
+            .push_bind(patterns.prefixes)
+            .push("::text[]) p where starts_with(r, p))");
+    }
+    qb.push(")");
+}

@@ -1,0 +1,9 @@
+//! API tests: each runs against a fresh, migrated Postgres database (`#[sqlx::test]`) and drives
+//! the real router. One test binary, so the suite links once.
+mod auth;
+mod calls;
+mod errors;
+mod filters;
+mod official_client;
+mod openapi;
+mod support;
