@@ -83,6 +83,88 @@ pub struct EndedCall {
     pub is_eval: Option<bool>,
 }
 
+/// A finished call sent whole (`CompletedCallSchemaForInsert`, the SDK's default batching path).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedCall {
+    pub project_id: ProjectId,
+    #[serde(deserialize_with = "required_id")]
+    pub id: String,
+    #[serde(deserialize_with = "required_id")]
+    pub trace_id: String,
+    #[serde(deserialize_with = "op_name")]
+    pub op_name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub parent_id: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub thread_id: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub turn_id: Option<String>,
+    pub started_at: Timestamp,
+    pub ended_at: Timestamp,
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    #[schema(value_type = Object)]
+    pub inputs: Map<String, Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<Value>,
+    #[schema(value_type = Object)]
+    pub summary: Map<String, Value>,
+    #[serde(default)]
+    pub exception: Option<String>,
+    /// Ignored: the server writes the API key's user.
+    #[serde(default)]
+    pub wb_user_id: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub wb_run_id: Option<String>,
+    #[serde(default)]
+    pub wb_run_step: Option<i64>,
+    #[serde(default)]
+    pub wb_run_step_end: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub otel_dump: Option<Map<String, Value>>,
+}
+
+impl CompletedCall {
+    /// The two halves this call would have been sent as.
+    pub fn split(self) -> (StartedCall, EndedCall) {
+        let start = StartedCall {
+            project_id: self.project_id.clone(),
+            id: Some(self.id.clone()),
+            op_name: self.op_name,
+            display_name: self.display_name,
+            trace_id: Some(self.trace_id.clone()),
+            parent_id: self.parent_id,
+            thread_id: self.thread_id,
+            turn_id: self.turn_id,
+            started_at: self.started_at,
+            attributes: self.attributes,
+            inputs: self.inputs,
+            wb_user_id: None,
+            wb_run_id: self.wb_run_id,
+            wb_run_step: self.wb_run_step,
+            otel_dump: self.otel_dump,
+        };
+        let end = EndedCall {
+            project_id: self.project_id,
+            id: self.id,
+            ended_at: self.ended_at,
+            summary: self.summary,
+            exception: self.exception,
+            output: self.output,
+            started_at: Some(self.started_at),
+            trace_id: Some(self.trace_id),
+            wb_run_step_end: self.wb_run_step_end,
+            is_eval: None,
+        };
+        (start, end)
+    }
+}
+
 fn check_len<E: serde::de::Error>(text: &str, max: usize) -> Result<(), E> {
     if text.len() > max {
         return Err(de_error("string_too_long", format_args!("String should have at most {max} bytes")));

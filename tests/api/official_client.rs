@@ -51,10 +51,19 @@ pub async fn run_client_script(script: &str, url: String, key: String, extra_env
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn the_official_client_ingests_a_nested_trace_with_usage_and_reads_it_back(pool: PgPool) {
+async fn the_official_client_ingests_a_nested_trace_through_upsert_batch_and_reads_it_back(pool: PgPool) {
+    ingest_and_check(pool, &[("WEAVE_USE_CALLS_COMPLETE", "false")]).await;
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_official_client_with_default_settings_ingests_through_calls_complete(pool: PgPool) {
+    ingest_and_check(pool, &[]).await;
+}
+
+async fn ingest_and_check(pool: PgPool, env: &[(&str, &str)]) {
     let key = keys::create(&pool, "pyuser", &["acme".to_string()], false).await.unwrap().secret;
     let url = spawn_server(pool.clone()).await;
-    let out = run_client_script("ingest_and_read.py", url, key, &[("WEAVE_USE_CALLS_COMPLETE", "false")]).await;
+    let out = run_client_script("ingest_and_read.py", url, key, env).await;
 
     assert_eq!(out["server_info"]["min_required_weave_python_version"], "0.52.0");
     assert_eq!(out["count"], 4);
