@@ -6,4 +6,5 @@ mod errors;
 mod filters;
 mod official_client;
 mod openapi;
+mod service;
 mod support;
