@@ -14,6 +14,8 @@ pub mod error;
 pub mod keys;
 /// HTTP routes, extractors and the OpenAPI document.
 pub mod routes;
+/// `/calls/stats` logic: buckets, granularity, aggregations (pure).
+pub mod stats;
 /// Postgres access: every SQL statement lives here.
 pub mod store;
 /// Logging set-up.

@@ -1,0 +1,16 @@
+//! The statistics of `/calls/stats` (API.md §4) as pure functions: no HTTP, no SQL.
+//!
+//! `granularity` picks the bucket size, `buckets` lays wall-clock buckets over a window in an
+//! IANA timezone (DST gaps and folds included) and maps instants to them, and `metrics` turns
+//! the values that fall in a bucket into the response's keys (aggregations and exact
+//! percentiles). The route feeds rows from the store into these and serialises the result.
+
+/// Wall-clock buckets in a timezone.
+pub mod buckets;
+/// Bucket size: auto selection and the bucket cap.
+pub mod granularity;
+/// Aggregations, percentiles and key names.
+pub mod metrics;
+
+#[cfg(test)]
+mod reference_tests;
