@@ -29,6 +29,8 @@ pub mod calls;
 pub mod extract;
 /// Health and server info.
 pub mod service;
+/// `/calls/stats`.
+pub mod stats;
 /// The SDK's v2 write paths (`calls/complete`, eager start/end).
 pub mod v2;
 
@@ -37,7 +39,7 @@ pub mod v2;
     info(title = "weave-trace-server", description = "A W&B Weave-compatible trace server on Postgres."),
     modifiers(&SecurityAddon),
     security(("basic" = []), ("bearer" = [])),
-    tags((name = "calls", description = "Ingest and read calls"), (name = "service", description = "Health and versions"))
+    tags((name = "calls", description = "Ingest and read calls"), (name = "stats", description = "Time-bucketed call and usage metrics"), (name = "service", description = "Health and versions"))
 )]
 struct ApiDoc;
 
@@ -53,7 +55,11 @@ impl utoipa::Modify for SecurityAddon {
 }
 
 fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(calls::router()).merge(v2::router()).merge(service::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(calls::router())
+        .merge(v2::router())
+        .merge(stats::router())
+        .merge(service::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and checked in under `openapi/`.

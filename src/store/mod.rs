@@ -14,6 +14,8 @@ pub mod calls;
 pub mod filter;
 /// API keys.
 pub mod keys;
+/// The rows `/calls/stats` aggregates.
+pub mod stats;
 
 /// The embedded migrations, run at start-up and by `#[sqlx::test]`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

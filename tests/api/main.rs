@@ -7,4 +7,5 @@ mod filters;
 mod official_client;
 mod openapi;
 mod service;
+mod stats;
 mod support;

@@ -93,3 +93,42 @@ async fn ingest_and_check(pool: PgPool, env: &[(&str, &str)]) {
         vec![("llm-1".into(), "gpt-4o".into(), 10, 5, 15), ("llm-2".into(), "claude-3-5-sonnet".into(), 7, 3, 10)]
     );
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_official_client_parses_call_stats(pool: PgPool) {
+    let app = crate::support::TestApp::new(pool.clone()).await;
+    use crate::support::{end, ingest, start};
+    use serde_json::json;
+    ingest(
+        &app,
+        vec![
+            (
+                start("a", "2025-03-09T07:00:00Z", json!({})),
+                Some(end(
+                    "a",
+                    "2025-03-09T07:00:00.100Z",
+                    json!({"summary": {"usage": {"gpt-4o": {"total_tokens": 30}}}}),
+                )),
+            ),
+            (start("b", "2025-03-09T07:30:00Z", json!({})), Some(end("b", "2025-03-09T07:30:00.300Z", json!({})))),
+        ],
+    )
+    .await;
+    let url = spawn_server(pool).await;
+    let out = run_client_script("call_stats.py", url, app.key.clone(), &[]).await;
+    assert_eq!(out["type"], "CallStatsResponse");
+    let res = &out["res"];
+    assert_eq!(res["granularity"], 3600);
+    assert_eq!(res["timezone"], "America/New_York");
+    let buckets = res["call_buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 4);
+    assert_eq!(buckets[2]["timestamp"], "2025-03-09T03:00:00-04:00");
+    assert_eq!(buckets[2]["avg_latency_ms"], 200.0);
+    assert_eq!(buckets[2]["p50_latency_ms"], 200.0);
+    assert_eq!(buckets[2]["p99.9_latency_ms"], 299.8);
+    assert_eq!(buckets[2]["sum_call_count"], 2);
+    assert_eq!(
+        res["usage_buckets"][2],
+        json!({"timestamp": "2025-03-09T03:00:00-04:00", "model": "gpt-4o", "sum_total_tokens": 30, "count": 1})
+    );
+}
