@@ -14,7 +14,7 @@ import time
 import urllib.parse
 
 
-def build_batches(n_calls: int, batch_calls: int, project: str) -> list[bytes]:
+def build_batches(n_calls: int, batch_calls: int, project: str, spacing: float) -> list[bytes]:
     t0 = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
     bodies = []
     for first in range(0, n_calls, batch_calls):
@@ -22,7 +22,7 @@ def build_batches(n_calls: int, batch_calls: int, project: str) -> list[bytes]:
         for i in range(first, min(first + batch_calls, n_calls)):
             trace = f"trace-{i // 10}"
             parent = None if i % 10 == 0 else f"call-{i - i % 10}"
-            started = t0 + datetime.timedelta(seconds=i * 2.5)
+            started = t0 + datetime.timedelta(seconds=i * spacing)
             ended = started + datetime.timedelta(milliseconds=100 + i % 900)
             items.append({"mode": "start", "req": {"start": {
                 "project_id": project, "id": f"call-{i}", "trace_id": trace, "parent_id": parent,
@@ -46,9 +46,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--project", default="acme/load")
+    parser.add_argument("--spacing", type=float, default=2.5, help="seconds between call starts")
     args = parser.parse_args()
 
-    bodies = build_batches(args.calls, args.batch, args.project)
+    bodies = build_batches(args.calls, args.batch, args.project, args.spacing)
     payload_mb = sum(len(b) for b in bodies) / 1e6
     url = urllib.parse.urlparse(args.url)
     auth = "Basic " + base64.b64encode(f"api:{args.key}".encode()).decode()

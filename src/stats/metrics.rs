@@ -88,7 +88,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Append the keys of `spec` for one bucket's `values` to `out`, in request order:
-/// aggregations, then percentiles. Sorts the values in place (for percentiles).
+/// aggregations, then percentiles. Sorts the values in place.
 pub fn render(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, Value>) {
     match spec.kind {
         ValueKind::Int => render_ints(spec, &mut values.ints, out),
@@ -119,6 +119,8 @@ fn render_ints(spec: &MetricSpec, values: &mut [i64], out: &mut Map<String, Valu
 }
 
 fn render_floats(spec: &MetricSpec, values: &mut [f64], out: &mut Map<String, Value>) {
+    // Summing in sorted order makes the result independent of the order rows arrived in.
+    values.sort_unstable_by(f64::total_cmp);
     let n = values.len();
     let sum: f64 = values.iter().sum();
     for &aggregation in &spec.aggregations {
@@ -140,10 +142,7 @@ fn render_floats(spec: &MetricSpec, values: &mut [f64], out: &mut Map<String, Va
         };
         out.insert(format!("{}_{}", aggregation.name(), spec.metric), value);
     }
-    if !spec.percentiles.is_empty() {
-        values.sort_unstable_by(f64::total_cmp);
-        insert_percentiles(spec, values, out);
-    }
+    insert_percentiles(spec, values, out);
 }
 
 fn insert_percentiles(spec: &MetricSpec, sorted: &[f64], out: &mut Map<String, Value>) {

@@ -44,7 +44,7 @@ fn counted_calls<'a>(
     qb
 }
 
-/// Feed every counted call to `each`, in start order.
+/// Feed every counted call to `each`, in no particular order.
 pub async fn for_each_call(
     db: &PgPool,
     project: &str,
@@ -60,7 +60,6 @@ pub async fn for_each_call(
         end,
         filter,
     );
-    qb.push(" order by c.started_at");
     let mut rows = qb.build_query_as::<CallPoint>().fetch(db);
     while let Some(row) = rows.try_next().await? {
         each(row);
@@ -68,7 +67,7 @@ pub async fn for_each_call(
     Ok(())
 }
 
-/// Feed every usage row of the counted calls to `each`, in start order.
+/// Feed every usage row of the counted calls to `each`, in no particular order.
 pub async fn for_each_usage(
     db: &PgPool,
     project: &str,
@@ -86,7 +85,6 @@ pub async fn for_each_usage(
         end,
         filter,
     );
-    qb.push(" order by c.started_at");
     let mut rows = qb.build_query_as::<UsagePoint>().fetch(db);
     while let Some(row) = rows.try_next().await? {
         each(row);
