@@ -125,8 +125,14 @@ fn is_transient(error: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // 57014 query_canceled (statement_timeout), 57P0x shutdown, 08xxx connection, 53xxx resources.
-            code == "57014" || code.starts_with("57P") || code.starts_with("08") || code.starts_with("53")
+            // 57014 query_canceled (statement_timeout), 57P0x shutdown, 08xxx connection, 53xxx resources,
+            // 40001/40P01 serialization failure and deadlock: all worth a retry.
+            code == "57014"
+                || code.starts_with("57P")
+                || code.starts_with("08")
+                || code.starts_with("53")
+                || code == "40001"
+                || code == "40P01"
         }
         sqlx::Error::Protocol(_) => true,
         _ => false,

@@ -9,6 +9,8 @@ pub mod call;
 pub mod filter;
 /// `entity/project` ids.
 pub mod project;
+/// Usage rolled up through parent links (API.md §5.1).
+pub mod rollup;
 /// Datetimes as the API reads and writes them (API.md §1).
 pub mod time;
 /// Usage normalisation (API.md §3).

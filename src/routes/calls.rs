@@ -1,6 +1,6 @@
 //! Call ingestion and reads (API.md §2.2): start, end, upsert_batch, read, update, delete,
 //! query_stats.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::State;
 use axum::Json;
@@ -230,13 +230,14 @@ fn end_row(end: EndedCall) -> EndRow {
     }
 }
 
-/// Keep the last item written for each call (a repeated start or end in one batch: last wins).
+/// Keep the last item written for each call (a repeated start or end in one batch: last wins),
+/// sorted by key so concurrent batches lock rows in the same order and cannot deadlock.
 fn last_per_call<T>(rows: Vec<T>, key: impl Fn(&T) -> (String, String)) -> Vec<T> {
-    let mut last: HashMap<(String, String), usize> = HashMap::new();
-    for (index, row) in rows.iter().enumerate() {
-        last.insert(key(row), index);
+    let mut last: BTreeMap<(String, String), T> = BTreeMap::new();
+    for row in rows {
+        last.insert(key(&row), row);
     }
-    rows.into_iter().enumerate().filter(|(index, row)| last.get(&key(row)) == Some(index)).map(|(_, row)| row).collect()
+    last.into_values().collect()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -350,7 +351,9 @@ pub struct CallsDeleteReq {
     pub wb_user_id: Option<String>,
 }
 
-fn required_bounded_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+pub(crate) fn required_bounded_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
     crate::domain::bounded_list(d).map(Option::unwrap_or_default)
 }
 

@@ -31,6 +31,8 @@ pub mod extract;
 pub mod service;
 /// `/calls/stats`.
 pub mod stats;
+/// `/trace/usage` and `/calls/usage`.
+pub mod usage;
 /// The SDK's v2 write paths (`calls/complete`, eager start/end).
 pub mod v2;
 
@@ -39,7 +41,7 @@ pub mod v2;
     info(title = "weave-trace-server", description = "A W&B Weave-compatible trace server on Postgres."),
     modifiers(&SecurityAddon),
     security(("basic" = []), ("bearer" = [])),
-    tags((name = "calls", description = "Ingest and read calls"), (name = "stats", description = "Time-bucketed call and usage metrics"), (name = "service", description = "Health and versions"))
+    tags((name = "calls", description = "Ingest and read calls"), (name = "stats", description = "Time-bucketed call and usage metrics"), (name = "usage", description = "Usage with descendant rollup"), (name = "service", description = "Health and versions"))
 )]
 struct ApiDoc;
 
@@ -59,6 +61,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(calls::router())
         .merge(v2::router())
         .merge(stats::router())
+        .merge(usage::router())
         .merge(service::router())
 }
 

@@ -16,6 +16,8 @@ pub mod filter;
 pub mod keys;
 /// The rows `/calls/stats` aggregates.
 pub mod stats;
+/// Calls and usage rows for the usage rollups.
+pub mod usage;
 
 /// The embedded migrations, run at start-up and by `#[sqlx::test]`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

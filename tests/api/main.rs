@@ -9,3 +9,4 @@ mod openapi;
 mod service;
 mod stats;
 mod support;
+mod usage;

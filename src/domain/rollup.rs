@@ -1,0 +1,184 @@
+//! Usage with descendant rollup (API.md §5.1), as a pure function over a set of calls.
+//!
+//! Each call's total is its own usage plus that of every call of the set reachable from it
+//! through parent links that stay inside the set. Calls on a parent cycle keep only their own
+//! usage and receive nobody's. One pass: children are summed before parents (post-order), so a
+//! 10,000-call chain costs 10,000 merges, not 50 million.
+use std::collections::{BTreeMap, HashMap};
+
+/// Usage counters of one model, as the usage endpoints return them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageTotals {
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+}
+
+impl UsageTotals {
+    pub fn add(&mut self, other: &Self) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(other.completion_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+        self.cache_read_input_tokens = self.cache_read_input_tokens.saturating_add(other.cache_read_input_tokens);
+        self.cache_creation_input_tokens =
+            self.cache_creation_input_tokens.saturating_add(other.cache_creation_input_tokens);
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Usage by model; `BTreeMap` keeps models in byte order.
+pub type UsageMap = BTreeMap<String, UsageTotals>;
+
+/// Roll usage up the parent links of `calls` (`(id, parent_id)` pairs). `own` holds each
+/// call's own usage by id. Returns every call's total, in the order of `calls`.
+pub fn rollup(calls: &[(String, Option<String>)], own: &HashMap<String, UsageMap>) -> Vec<UsageMap> {
+    let n = calls.len();
+    let index: HashMap<&str, usize> = calls.iter().enumerate().map(|(i, (id, _))| (id.as_str(), i)).collect();
+    let parent: Vec<Option<usize>> =
+        calls.iter().map(|(_, p)| p.as_deref().and_then(|p| index.get(p).copied())).collect();
+    let on_cycle = cycle_members(&parent);
+
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for i in 0..n {
+        match parent[i] {
+            _ if on_cycle[i] => {}
+            Some(p) if !on_cycle[p] => children[p].push(i),
+            _ => roots.push(i),
+        }
+    }
+
+    let mut totals: Vec<UsageMap> = calls.iter().map(|(id, _)| own.get(id).cloned().unwrap_or_default()).collect();
+    // Iterative post-order from each root: a node is finished after all its children.
+    for root in roots {
+        let mut stack = vec![(root, false)];
+        while let Some((node, children_done)) = stack.pop() {
+            if children_done {
+                if let Some(p) = parent[node].filter(|&p| !on_cycle[p] && !on_cycle[node]) {
+                    let child = std::mem::take(&mut totals[node]);
+                    merge_into(&mut totals[p], &child);
+                    totals[node] = child;
+                }
+                continue;
+            }
+            stack.push((node, true));
+            stack.extend(children[node].iter().map(|&c| (c, false)));
+        }
+    }
+    totals
+}
+
+fn merge_into(target: &mut UsageMap, source: &UsageMap) {
+    for (model, usage) in source {
+        target.entry(model.clone()).or_default().add(usage);
+    }
+}
+
+/// Which calls lie on a parent cycle (a self-parent included).
+fn cycle_members(parent: &[Option<usize>]) -> Vec<bool> {
+    const NEW: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; parent.len()];
+    let mut on_cycle = vec![false; parent.len()];
+    for start in 0..parent.len() {
+        let mut path = Vec::new();
+        let mut node = Some(start);
+        while let Some(i) = node {
+            match state[i] {
+                NEW => {
+                    state[i] = ON_PATH;
+                    path.push(i);
+                    node = parent[i];
+                }
+                ON_PATH => {
+                    // The path from the first visit of `i` onwards is a cycle.
+                    let from = path.iter().position(|&p| p == i).expect("i is on the path");
+                    path[from..].iter().for_each(|&c| on_cycle[c] = true);
+                    break;
+                }
+                _ => break,
+            }
+        }
+        path.iter().for_each(|&i| state[i] = DONE);
+    }
+    on_cycle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(tokens: i64) -> UsageMap {
+        UsageMap::from([(
+            "m".to_string(),
+            UsageTotals { requests: 1, prompt_tokens: tokens, total_tokens: tokens, ..Default::default() },
+        )])
+    }
+
+    fn calls(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        pairs.iter().map(|(id, p)| (id.to_string(), p.map(str::to_string))).collect()
+    }
+
+    fn tokens(map: &UsageMap) -> i64 {
+        map.get("m").map_or(0, |u| u.prompt_tokens)
+    }
+
+    #[test]
+    fn a_call_totals_its_own_usage_and_all_its_descendants_in_the_set() {
+        let set = calls(&[
+            ("root", None),
+            ("a", Some("root")),
+            ("b", Some("a")),
+            ("c", Some("root")),
+            ("orphan", Some("missing")),
+        ]);
+        let own = HashMap::from([
+            ("a".into(), usage(1)),
+            ("b".into(), usage(10)),
+            ("c".into(), usage(100)),
+            ("orphan".into(), usage(1000)),
+        ]);
+        let totals = rollup(&set, &own);
+        assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [111, 11, 10, 100, 1000]);
+        assert_eq!(totals[0]["m"].requests, 3);
+    }
+
+    #[test]
+    fn cycle_members_keep_their_own_usage_and_receive_none() {
+        let set = calls(&[
+            ("x", Some("y")),
+            ("y", Some("x")),
+            ("self", Some("self")),
+            ("below", Some("x")),
+            ("leaf", Some("below")),
+        ]);
+        let own = HashMap::from([
+            ("x".into(), usage(1)),
+            ("y".into(), usage(2)),
+            ("self".into(), usage(4)),
+            ("below".into(), usage(8)),
+            ("leaf".into(), usage(16)),
+        ]);
+        let totals = rollup(&set, &own);
+        assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [1, 2, 4, 24, 16]);
+    }
+
+    #[test]
+    fn a_ten_thousand_call_chain_rolls_up_without_recursion() {
+        let ids: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+        let set: Vec<(String, Option<String>)> =
+            ids.iter().enumerate().map(|(i, id)| (id.clone(), i.checked_sub(1).map(|p| ids[p].clone()))).collect();
+        let own: HashMap<String, UsageMap> = ids.iter().map(|id| (id.clone(), usage(1))).collect();
+        let totals = rollup(&set, &own);
+        assert_eq!(tokens(&totals[0]), 10_000);
+        assert_eq!(tokens(&totals[9_999]), 1);
+    }
+}

@@ -1,0 +1,201 @@
+//! `POST /trace/usage` and `POST /calls/usage` (API.md §5): per-call usage with descendant
+//! rollup. Two queries fetch the set's parent links and own usage rows; the rollup is one
+//! post-order pass in Rust (`domain::rollup`), cheaper than a recursive CTE that would
+//! re-aggregate every subtree.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{AppJson, Caller};
+use crate::domain::filter::CallsFilter;
+use crate::domain::rollup::{rollup, UsageMap, UsageTotals};
+use crate::domain::ProjectId;
+use crate::error::{ApiError, Result};
+use crate::store::usage::{self as usage_store, CallLink};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(trace_usage)).routes(routes!(calls_usage))
+}
+
+fn default_limit() -> i64 {
+    10_000
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TraceUsageReq {
+    pub project_id: ProjectId,
+    #[serde(default)]
+    pub filter: Option<CallsFilter>,
+    /// A query expression (`{"$expr": ...}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub query: Option<Value>,
+    #[serde(default)]
+    pub include_costs: bool,
+    /// At most this many calls are selected (≥ 1).
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallsUsageReq {
+    pub project_id: ProjectId,
+    /// Any calls of the traces to sum (≤ 1000).
+    #[serde(deserialize_with = "super::calls::required_bounded_list")]
+    pub call_ids: Vec<String>,
+    #[serde(default)]
+    pub include_costs: bool,
+    /// Most non-deleted calls one trace may have (≥ 1); a larger trace answers 413.
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+}
+
+/// Usage of one model, summed over a call and its descendants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LlmAggregatedUsage {
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    /// Null unless `include_costs`.
+    pub prompt_tokens_total_cost: Option<f64>,
+    pub completion_tokens_total_cost: Option<f64>,
+    pub cache_read_input_tokens_total_cost: Option<f64>,
+    pub cache_creation_input_tokens_total_cost: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageRes {
+    /// Call id → model → usage.
+    pub call_usage: BTreeMap<String, BTreeMap<String, LlmAggregatedUsage>>,
+    /// Calls without an end, ascending.
+    pub unfinished_call_ids: Vec<String>,
+}
+
+fn check_options(limit: i64, include_costs: bool) -> Result<()> {
+    if limit < 1 {
+        return Err(ApiError::Validation(vec![crate::error::ValidationDetail::new(
+            "greater_than_equal",
+            vec![json!("body"), json!("limit")],
+            "Input should be greater than or equal to 1",
+            json!(limit),
+        )]));
+    }
+    if include_costs {
+        return Err(ApiError::value_error(
+            &["include_costs"],
+            "Value error, costs need the price table, which this server does not have yet",
+            json!(true),
+        ));
+    }
+    Ok(())
+}
+
+/// Usage of every selected call, each with its descendants within the selection.
+#[utoipa::path(post, path = "/trace/usage", request_body = TraceUsageReq, tag = "usage",
+    responses((status = 200, body = UsageRes), (status = 422, description = "Invalid request")))]
+async fn trace_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<TraceUsageReq>,
+) -> Result<Json<UsageRes>> {
+    caller.authorize(&req.project_id)?;
+    check_options(req.limit, req.include_costs)?;
+    if req.query.as_ref().is_some_and(|q| !q.is_null()) {
+        return Err(ApiError::BadRequest("query expressions are not supported yet; use filter".into()));
+    }
+    let project = req.project_id.as_str();
+    let calls = usage_store::select_calls(&state.db, project, &req.filter.unwrap_or_default(), req.limit).await?;
+    let totals = rolled_up(&state, project, &calls).await?;
+    let call_usage = calls.iter().zip(totals).map(|(call, usage)| (call.id.clone(), render(usage))).collect();
+    Ok(Json(UsageRes { call_usage, unfinished_call_ids: unfinished(&calls) }))
+}
+
+/// Usage of the given calls, each over its complete subtree (all of its trace is loaded).
+#[utoipa::path(post, path = "/calls/usage", request_body = CallsUsageReq, tag = "usage",
+    responses((status = 200, body = UsageRes), (status = 413, description = "A trace has more calls than `limit`")))]
+async fn calls_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<CallsUsageReq>,
+) -> Result<Json<UsageRes>> {
+    caller.authorize(&req.project_id)?;
+    check_options(req.limit, req.include_costs)?;
+    let project = req.project_id.as_str();
+    if req.call_ids.is_empty() {
+        return Ok(Json(UsageRes { call_usage: BTreeMap::new(), unfinished_call_ids: Vec::new() }));
+    }
+    let traces = usage_store::traces_of(&state.db, project, &req.call_ids).await?;
+    if traces.iter().any(|(_, size)| *size > req.limit) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "a trace exceeds the usage limit of {} calls; raise limit",
+            req.limit
+        )));
+    }
+    let trace_ids: Vec<String> = traces.into_iter().map(|(id, _)| id).collect();
+    let calls = usage_store::calls_of_traces(&state.db, project, &trace_ids).await?;
+    let mut totals: HashMap<String, UsageMap> =
+        calls.iter().map(|c| c.id.clone()).zip(rolled_up(&state, project, &calls).await?).collect();
+    let call_usage =
+        req.call_ids.iter().map(|id| (id.clone(), render(totals.remove(id).unwrap_or_default()))).collect();
+    Ok(Json(UsageRes { call_usage, unfinished_call_ids: unfinished(&calls) }))
+}
+
+/// Each call's usage with its in-set descendants, in the order of `calls`.
+async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink]) -> Result<Vec<UsageMap>> {
+    let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+    let mut own: HashMap<String, UsageMap> = HashMap::new();
+    for row in usage_store::own_usage(&state.db, project, &ids).await? {
+        let usage = UsageTotals {
+            requests: row.requests,
+            prompt_tokens: row.input_tokens,
+            completion_tokens: row.output_tokens,
+            total_tokens: row.total_tokens,
+            cache_read_input_tokens: row.cache_read_input_tokens,
+            cache_creation_input_tokens: row.cache_creation_input_tokens,
+        };
+        // An entry whose six counters are all zero is dropped (API.md §5.1).
+        if !usage.is_zero() {
+            own.entry(row.call_id).or_default().insert(row.model, usage);
+        }
+    }
+    let links: Vec<(String, Option<String>)> = calls.iter().map(|c| (c.id.clone(), c.parent_id.clone())).collect();
+    Ok(rollup(&links, &own))
+}
+
+fn render(usage: UsageMap) -> BTreeMap<String, LlmAggregatedUsage> {
+    usage
+        .into_iter()
+        .map(|(model, u)| {
+            (
+                model,
+                LlmAggregatedUsage {
+                    requests: u.requests,
+                    prompt_tokens: u.prompt_tokens,
+                    completion_tokens: u.completion_tokens,
+                    total_tokens: u.total_tokens,
+                    cache_read_input_tokens: u.cache_read_input_tokens,
+                    cache_creation_input_tokens: u.cache_creation_input_tokens,
+                    prompt_tokens_total_cost: None,
+                    completion_tokens_total_cost: None,
+                    cache_read_input_tokens_total_cost: None,
+                    cache_creation_input_tokens_total_cost: None,
+                },
+            )
+        })
+        .collect()
+}
+
+fn unfinished(calls: &[CallLink]) -> Vec<String> {
+    calls.iter().filter(|c| c.ended_at.is_none()).map(|c| c.id.clone()).collect::<BTreeSet<_>>().into_iter().collect()
+}

@@ -1,0 +1,96 @@
+//! SQL for the usage endpoints: the selected calls' parent links and their own usage rows.
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
+
+use crate::domain::filter::CallsFilter;
+
+/// What the rollup needs of a call.
+#[derive(Debug, sqlx::FromRow)]
+pub struct CallLink {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// One usage row (API.md §3) of a call.
+#[derive(Debug, sqlx::FromRow)]
+pub struct OwnUsage {
+    pub call_id: String,
+    pub model: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+}
+
+/// The first `limit` visible calls matching `filter`, in the default order (start, then id in
+/// byte order).
+pub async fn select_calls(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    filter: &CallsFilter,
+    limit: i64,
+) -> Result<Vec<CallLink>, sqlx::Error> {
+    let mut qb: QueryBuilder<Postgres> =
+        QueryBuilder::new("select c.id, c.parent_id, c.ended_at from calls c where c.project_id = ");
+    qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
+    super::filter::push_conditions(&mut qb, "c", filter);
+    qb.push(r#" order by c.started_at, c.id collate "C" limit "#).push_bind(limit);
+    qb.build_query_as().fetch_all(db).await
+}
+
+/// The usage rows of the given calls.
+pub async fn own_usage(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    call_ids: &[String],
+) -> Result<Vec<OwnUsage>, sqlx::Error> {
+    sqlx::query_as(
+        "select call_id, model, requests, input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
+                cache_creation_input_tokens
+         from call_usage where project_id = $1 and call_id = any($2)",
+    )
+    .bind(project)
+    .bind(call_ids)
+    .fetch_all(db)
+    .await
+}
+
+/// The distinct traces of the given visible calls, each with its number of visible calls.
+pub async fn traces_of(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    call_ids: &[String],
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "with traces as (
+             select distinct trace_id from calls
+             where project_id = $1 and id = any($2) and started_at is not null and deleted_at is null
+         )
+         select t.trace_id, (select count(*) from calls c where c.project_id = $1 and c.trace_id = t.trace_id
+                             and c.started_at is not null and c.deleted_at is null)
+         from traces t",
+    )
+    .bind(project)
+    .bind(call_ids)
+    .fetch_all(db)
+    .await
+}
+
+/// Every visible call of the given traces.
+pub async fn calls_of_traces(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    trace_ids: &[String],
+) -> Result<Vec<CallLink>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, parent_id, ended_at from calls
+         where project_id = $1 and trace_id = any($2) and started_at is not null and deleted_at is null",
+    )
+    .bind(project)
+    .bind(trace_ids)
+    .fetch_all(db)
+    .await
+}
