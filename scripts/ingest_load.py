@@ -14,14 +14,15 @@ import time
 import urllib.parse
 
 
-def build_batches(n_calls: int, batch_calls: int, project: str, spacing: float) -> list[bytes]:
+def build_batches(n_calls: int, batch_calls: int, project: str, spacing: float, trace_size: int) -> list[bytes]:
     t0 = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
     bodies = []
     for first in range(0, n_calls, batch_calls):
         items = []
         for i in range(first, min(first + batch_calls, n_calls)):
-            trace = f"trace-{i // 10}"
-            parent = None if i % 10 == 0 else f"call-{i - i % 10}"
+            base, j = i - i % trace_size, i % trace_size
+            trace = f"trace-{base // trace_size}"
+            parent = None if j == 0 else f"call-{base + (j - 1) // 4}"  # a 4-ary tree per trace
             started = t0 + datetime.timedelta(seconds=i * spacing)
             ended = started + datetime.timedelta(milliseconds=100 + i % 900)
             items.append({"mode": "start", "req": {"start": {
@@ -46,10 +47,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--project", default="acme/load")
+    parser.add_argument("--trace-size", type=int, default=10, help="calls per trace")
     parser.add_argument("--spacing", type=float, default=2.5, help="seconds between call starts")
     args = parser.parse_args()
 
-    bodies = build_batches(args.calls, args.batch, args.project, args.spacing)
+    bodies = build_batches(args.calls, args.batch, args.project, args.spacing, args.trace_size)
     payload_mb = sum(len(b) for b in bodies) / 1e6
     url = urllib.parse.urlparse(args.url)
     auth = "Basic " + base64.b64encode(f"api:{args.key}".encode()).decode()

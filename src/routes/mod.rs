@@ -27,6 +27,8 @@ use crate::AppState;
 pub mod calls;
 /// Request extractors: JSON bodies and credentials.
 pub mod extract;
+/// `/calls/stream_query`.
+pub mod query;
 /// Health and server info.
 pub mod service;
 /// `/calls/stats`.
@@ -60,6 +62,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(calls::router())
         .merge(v2::router())
+        .merge(query::router())
         .merge(stats::router())
         .merge(usage::router())
         .merge(service::router())

@@ -273,3 +273,67 @@ pub async fn count(
     qb.push(") matched");
     qb.build_query_scalar().fetch_one(db).await
 }
+
+/// How `/calls/stream_query` orders calls: a column or expression of ours, never user text.
+#[derive(Debug, Clone)]
+pub enum SortKey {
+    /// A top-level column of `calls` (checked against an allow-list by the caller).
+    Column(&'static str),
+    /// `summary.weave.status`.
+    Status,
+    /// `summary.weave.trace_name`.
+    TraceName,
+    /// A JSON path under `inputs`, `output`, `attributes` or `summary` (the column is ours,
+    /// the path is bound).
+    JsonPath(&'static str, Vec<String>),
+}
+
+/// Build the query of `/calls/stream_query`: visible calls of `project` matching `filter`,
+/// ordered by `sort` then start and id (byte order), paged.
+pub fn stream_query(
+    project: String,
+    filter: &CallsFilter,
+    sort: &[(SortKey, bool)],
+    limit: Option<i64>,
+    offset: Option<i64>,
+) -> QueryBuilder<'static, Postgres> {
+    let mut qb: QueryBuilder<'static, Postgres> =
+        QueryBuilder::new(format!("select {CALL_COLUMNS} from calls c where c.project_id = "));
+    qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
+    super::filter::push_conditions(&mut qb, "c", filter);
+    qb.push(" order by ");
+    for (key, descending) in sort {
+        match key {
+            SortKey::Column(column) => {
+                // Text sorts in byte order, whatever the database's collation.
+                let collate = if matches!(
+                    *column,
+                    "latency_ms" | "started_at" | "ended_at" | "wb_run_step" | "wb_run_step_end"
+                ) {
+                    ""
+                } else {
+                    r#" collate "C""#
+                };
+                qb.push(format_args!("c.{column}{collate}"));
+            }
+            SortKey::Status => {
+                qb.push("weave_status(c.exception, c.summary, c.ended_at)");
+            }
+            SortKey::TraceName => {
+                qb.push("weave_trace_name(c.display_name, c.op_name)");
+            }
+            SortKey::JsonPath(column, path) => {
+                qb.push(format_args!("(c.{column} #> ")).push_bind(path.clone()).push("::text[])");
+            }
+        }
+        qb.push(if *descending { " desc, " } else { " asc, " });
+    }
+    qb.push(r#"c.started_at asc, c.id collate "C" asc"#);
+    if let Some(limit) = limit {
+        qb.push(" limit ").push_bind(limit);
+    }
+    if let Some(offset) = offset {
+        qb.push(" offset ").push_bind(offset);
+    }
+    qb
+}

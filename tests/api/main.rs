@@ -6,6 +6,7 @@ mod errors;
 mod filters;
 mod official_client;
 mod openapi;
+mod query;
 mod service;
 mod stats;
 mod support;

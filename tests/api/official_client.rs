@@ -82,6 +82,12 @@ async fn ingest_and_check(pool: PgPool, env: &[(&str, &str)]) {
     assert_eq!(calls["tool"]["summary"]["weave"]["status"], "error");
     assert_eq!(calls["tool"]["summary"]["weave"]["latency_ms"], 1250.0);
 
+    assert_eq!(out["streamed"], serde_json::json!(["tool", "llm-2", "llm-1", "root"]));
+    let root_usage = &out["trace_usage"]["call_usage"]["root"];
+    assert_eq!(root_usage["gpt-4o"]["prompt_tokens"], 10);
+    assert_eq!(root_usage["claude-3-5-sonnet"]["total_tokens"], 10);
+    assert_eq!(out["trace_usage"]["call_usage"]["tool"], serde_json::json!({}));
+    assert_eq!(out["calls_usage"]["call_usage"]["llm-1"]["claude-3-5-sonnet"]["completion_tokens"], 3);
     let usage: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
         "select call_id, model, input_tokens, output_tokens, total_tokens from call_usage where project_id = 'acme/client' order by call_id",
     )

@@ -51,10 +51,18 @@ def main() -> None:
         res = server.call_read({"project_id": PROJECT, "id": call_id})
         read[call_id] = res.call.model_dump(mode="json") if res.call else None
     count = server.calls_query_stats({"project_id": PROJECT, "filter": {"trace_ids": [trace]}})
+    streamed = [c.id for c in server.calls_query_stream({
+        "project_id": PROJECT, "filter": {"trace_ids": [trace]}, "sort_by": [{"field": "started_at", "direction": "desc"}],
+    })]
+    trace_usage = server.trace_usage({"project_id": PROJECT, "filter": {"trace_ids": [trace]}})
+    calls_usage = server.calls_usage({"project_id": PROJECT, "call_ids": ["llm-1"]})
     json.dump({
         "server_info": info.model_dump(mode="json") if hasattr(info, "model_dump") else dict(info),
         "calls": read,
         "count": count.count,
+        "streamed": streamed,
+        "trace_usage": trace_usage.model_dump(mode="json"),
+        "calls_usage": calls_usage.model_dump(mode="json"),
     }, sys.stdout)
 
 

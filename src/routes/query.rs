@@ -1,0 +1,212 @@
+//! `POST /calls/stream_query` (API.md §2.2): calls as JSON lines, streamed from the database
+//! row by row through a small channel, so memory stays flat however many calls match.
+use std::collections::HashSet;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::calls::call_from_row;
+use super::extract::{AppJson, Caller};
+use crate::domain::call::Call;
+use crate::domain::filter::CallsFilter;
+use crate::domain::ProjectId;
+use crate::error::{ApiError, Result};
+use crate::store::calls::{self as calls_store, CallRow, SortKey};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream_query))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortDirection {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SortBy {
+    /// A top-level field, `summary.weave.latency_ms|status|trace_name`, or a JSON path under
+    /// `inputs.`, `output.`, `attributes.`, `summary.`.
+    pub field: String,
+    pub direction: SortDirection,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallsQueryReq {
+    pub project_id: ProjectId,
+    #[serde(default)]
+    pub filter: Option<CallsFilter>,
+    /// A query expression (`{"$expr": ...}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub query: Option<Value>,
+    /// Default: `started_at` ascending, then `id` in byte order.
+    #[serde(default)]
+    pub sort_by: Option<Vec<SortBy>>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+    /// Fields to return (the identifying fields are always returned).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Accepted; costs arrive with the price table.
+    #[serde(default)]
+    pub include_costs: Option<bool>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    pub expand_columns: Option<Vec<String>>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    pub include_feedback: Option<bool>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    pub include_storage_size: Option<bool>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    pub include_total_storage_size: Option<bool>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    pub include_usernames: Option<bool>,
+    /// Accepted and ignored (every read here is of the latest version).
+    #[serde(default)]
+    pub latest_only: Option<bool>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    pub return_expanded_column_values: Option<bool>,
+}
+
+/// Fields always returned, whatever `columns` says.
+const IDENTIFYING: [&str; 5] = ["id", "project_id", "trace_id", "op_name", "started_at"];
+
+const TOP_LEVEL: [&str; 14] = [
+    "id",
+    "trace_id",
+    "parent_id",
+    "thread_id",
+    "turn_id",
+    "op_name",
+    "display_name",
+    "started_at",
+    "ended_at",
+    "exception",
+    "wb_user_id",
+    "wb_run_id",
+    "wb_run_step",
+    "wb_run_step_end",
+];
+
+/// Resolve a sort field to an ordering of ours; unknown fields are a 400.
+fn sort_key(field: &str) -> Result<SortKey> {
+    if let Some(column) = TOP_LEVEL.iter().find(|c| **c == field) {
+        return Ok(SortKey::Column(column));
+    }
+    match field {
+        "summary.weave.latency_ms" => return Ok(SortKey::Column("latency_ms")),
+        "summary.weave.status" => return Ok(SortKey::Status),
+        "summary.weave.trace_name" => return Ok(SortKey::TraceName),
+        _ => {}
+    }
+    for column in ["inputs", "output", "attributes", "summary"] {
+        if let Some(path) = field.strip_prefix(column).and_then(|rest| rest.strip_prefix('.')) {
+            let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+            if segments.iter().any(String::is_empty) {
+                break;
+            }
+            return Ok(SortKey::JsonPath(column, segments));
+        }
+    }
+    Err(ApiError::BadRequest(format!("Field {field} is not allowed")))
+}
+
+/// Calls matching a filter, one JSON object per line.
+#[utoipa::path(post, path = "/calls/stream_query", request_body = CallsQueryReq, tag = "calls",
+    responses((status = 200, content_type = "application/jsonl", body = Call, description = "One call per line")))]
+async fn stream_query(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<CallsQueryReq>,
+) -> Result<Response> {
+    caller.authorize(&req.project_id)?;
+    if req.query.as_ref().is_some_and(|q| !q.is_null()) {
+        return Err(ApiError::BadRequest("query expressions are not supported yet; use filter".into()));
+    }
+    for (field, value) in [("limit", req.limit), ("offset", req.offset)] {
+        if let Some(v) = value.filter(|v| *v < 0) {
+            return Err(ApiError::Validation(vec![crate::error::ValidationDetail::new(
+                "greater_than_equal",
+                vec![Value::from("body"), Value::from(field)],
+                "Input should be greater than or equal to 0",
+                Value::from(v),
+            )]));
+        }
+    }
+    let sort: Vec<(SortKey, bool)> = req
+        .sort_by
+        .unwrap_or_default()
+        .iter()
+        .map(|s| sort_key(&s.field).map(|key| (key, matches!(s.direction, SortDirection::Desc))))
+        .collect::<Result<_>>()?;
+    let keep: Option<HashSet<String>> = req.columns.map(|columns| {
+        let requested = columns.iter().map(|c| c.split('.').next().unwrap_or_default().to_string());
+        requested.chain(IDENTIFYING.iter().map(|c| c.to_string())).collect()
+    });
+    let filter = req.filter.unwrap_or_default();
+    let query = calls_store::stream_query(req.project_id.as_str().to_string(), &filter, &sort, req.limit, req.offset);
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(64);
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        let mut query = query;
+        let mut rows = query.build_query_as::<CallRow>().fetch(&db);
+        loop {
+            let item = match rows.try_next().await {
+                Ok(Some(row)) => Ok(render_line(row, keep.as_ref())),
+                Ok(None) => break,
+                Err(error) => Err(ApiError::from(error)),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break; // the client went away, or the query failed
+            }
+        }
+    });
+
+    // Wait for the first line, so a query that fails at once gets a proper error status.
+    let first = match rx.recv().await {
+        Some(Err(error)) => return Err(error),
+        first => first,
+    };
+    let lines = futures_util::stream::unfold((first, rx), |(pending, mut rx)| async move {
+        let item = match pending {
+            Some(item) => item,
+            None => rx.recv().await?,
+        };
+        if let Err(error) = &item {
+            tracing::error!(%error, "stream_query failed mid-stream");
+        }
+        Some((item, (None, rx)))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/jsonl")], Body::from_stream(lines)).into_response())
+}
+
+fn render_line(row: CallRow, keep: Option<&HashSet<String>>) -> Bytes {
+    let mut value = serde_json::to_value(call_from_row(row)).unwrap_or(Value::Null);
+    if let (Some(keep), Value::Object(map)) = (keep, &mut value) {
+        map.retain(|key, _| keep.contains(key));
+    }
+    let mut line = serde_json::to_vec(&value).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
