@@ -143,9 +143,12 @@ pub(crate) async fn ingest(state: &AppState, caller: &Caller, items: Vec<BatchIt
             }
         }
     }
-    let starts = last_per_call(starts, |r| (r.project_id.clone(), r.id.clone()));
-    let ends = last_per_call(ends, |r| (r.project_id.clone(), r.id.clone()));
+    let (complete, starts, ends) = pair_halves(
+        last_per_call(starts, |r| (r.project_id.clone(), r.id.clone())),
+        last_per_call(ends, |r| (r.project_id.clone(), r.id.clone())),
+    );
     let mut tx = state.db.begin().await?;
+    calls_store::upsert_complete(&mut tx, &complete).await?;
     calls_store::upsert_starts(&mut tx, &starts).await?;
     calls_store::upsert_ends(&mut tx, &ends).await?;
     tx.commit().await?;
@@ -228,6 +231,23 @@ fn end_row(end: EndedCall) -> EndRow {
         summary,
         wb_run_step_end: end.wb_run_step_end,
     }
+}
+
+/// Split a batch's halves into calls whose start and end both arrived (written as one row) and
+/// lone starts and ends. Both inputs are sorted by key, as `last_per_call` leaves them.
+#[allow(clippy::type_complexity)]
+fn pair_halves(starts: Vec<StartRow>, ends: Vec<EndRow>) -> (Vec<(StartRow, EndRow)>, Vec<StartRow>, Vec<EndRow>) {
+    let mut ends_by_key: BTreeMap<(String, String), EndRow> =
+        ends.into_iter().map(|e| ((e.project_id.clone(), e.id.clone()), e)).collect();
+    let mut complete = Vec::new();
+    let mut lone_starts = Vec::new();
+    for start in starts {
+        match ends_by_key.remove(&(start.project_id.clone(), start.id.clone())) {
+            Some(end) => complete.push((start, end)),
+            None => lone_starts.push(start),
+        }
+    }
+    (complete, lone_starts, ends_by_key.into_values().collect())
 }
 
 /// Keep the last item written for each call (a repeated start or end in one batch: last wins),

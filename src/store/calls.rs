@@ -97,8 +97,6 @@ pub async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(),
     if rows.is_empty() {
         return Ok(());
     }
-    let projects: Vec<String> = rows.iter().map(|r| r.project_id.clone()).collect();
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     sqlx::query(
         r#"insert into calls (project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
            select e.project_id, e.id, e.trace_id, e.ended_at, e.exception, e.output, e.summary, e.wb_run_step_end,
@@ -111,8 +109,8 @@ pub async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(),
                exception = excluded.exception, output = excluded.output, summary = excluded.summary,
                wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs"#,
     )
-    .bind(&projects)
-    .bind(&ids)
+    .bind(rows.iter().map(|r| r.project_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.trace_id.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.ended_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.exception.clone()).collect::<Vec<_>>())
@@ -123,15 +121,22 @@ pub async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(),
     .execute(&mut *conn)
     .await?;
 
+    replace_usage(conn, rows).await
+}
+
+/// Replace the usage rows of the calls these ends belong to.
+async fn replace_usage(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         r#"delete from call_usage u using unnest($1::text[], $2::text[]) as e(project_id, id)
            where u.project_id = e.project_id and u.call_id = e.id"#,
     )
-    .bind(&projects)
-    .bind(&ids)
+    .bind(rows.iter().map(|r| r.project_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
-
     let usage: Vec<(&EndRow, &UsageRow)> = rows.iter().flat_map(|r| r.usage.iter().map(move |u| (r, u))).collect();
     if usage.is_empty() {
         return Ok(());
@@ -155,6 +160,66 @@ pub async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(),
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Write calls whose start and end arrive together as one row each (half the index work of
+/// a start followed by an end), then replace their usage rows. Last write wins, as for halves.
+pub async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let starts = |f: fn(&StartRow) -> Option<String>| rows.iter().map(|(s, _)| f(s)).collect::<Vec<_>>();
+    sqlx::query(
+        r#"insert into calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
+                              started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs,
+                              ended_at, exception, output, summary, wb_run_step_end, output_refs)
+           select s.project_id, s.id, s.trace_id, s.parent_id, s.thread_id, s.turn_id, s.op_name, s.display_name,
+                  s.started_at, s.attributes, s.inputs, s.otel_dump, s.wb_user_id, s.wb_run_id, s.wb_run_step,
+                  array(select jsonb_array_elements_text(s.input_refs)),
+                  s.ended_at, s.exception, s.output, s.summary, s.wb_run_step_end,
+                  array(select jsonb_array_elements_text(s.output_refs))
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                       $9::timestamptz[], $10::jsonb[], $11::jsonb[], $12::jsonb[], $13::text[], $14::text[],
+                       $15::int8[], $16::jsonb[], $17::timestamptz[], $18::text[], $19::jsonb[], $20::jsonb[],
+                       $21::int8[], $22::jsonb[])
+                as s(project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
+                     started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs,
+                     ended_at, exception, output, summary, wb_run_step_end, output_refs)
+           on conflict (project_id, id) do update set
+               trace_id = excluded.trace_id, parent_id = excluded.parent_id, thread_id = excluded.thread_id,
+               turn_id = excluded.turn_id, op_name = excluded.op_name, display_name = excluded.display_name,
+               started_at = excluded.started_at, attributes = excluded.attributes, inputs = excluded.inputs,
+               otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id,
+               wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs,
+               ended_at = excluded.ended_at, exception = excluded.exception, output = excluded.output,
+               summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs"#,
+    )
+    .bind(starts(|r| Some(r.project_id.clone())))
+    .bind(starts(|r| Some(r.id.clone())))
+    .bind(starts(|r| Some(r.trace_id.clone())))
+    .bind(starts(|r| r.parent_id.clone()))
+    .bind(starts(|r| r.thread_id.clone()))
+    .bind(starts(|r| r.turn_id.clone()))
+    .bind(starts(|r| Some(r.op_name.clone())))
+    .bind(starts(|r| r.display_name.clone()))
+    .bind(rows.iter().map(|(s, _)| s.started_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(s, _)| s.attributes.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(s, _)| s.inputs.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(s, _)| s.otel_dump.clone()).collect::<Vec<_>>())
+    .bind(starts(|r| Some(r.wb_user_id.clone())))
+    .bind(starts(|r| r.wb_run_id.clone()))
+    .bind(rows.iter().map(|(s, _)| s.wb_run_step).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(s, _)| Value::from(s.input_refs.clone())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.ended_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.exception.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.output.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.summary.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.wb_run_step_end).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| Value::from(e.output_refs.clone())).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    let ends: Vec<EndRow> = rows.iter().map(|(_, e)| e.clone()).collect();
+    replace_usage(conn, &ends).await
 }
 
 /// The trace ids of known calls of `project` (started or not), by call id.

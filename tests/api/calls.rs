@@ -301,3 +301,40 @@ async fn datetimes_with_offsets_are_stored_in_utc_at_microsecond_precision(pool:
     assert_eq!(call["ended_at"], "2025-01-15T11:00:00.223456Z");
     assert_eq!(call["summary"]["weave"]["latency_ms"], 100.0);
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_call_sent_whole_in_one_batch_reads_the_same_as_one_sent_in_halves(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let extra_start = json!({"inputs": {"doc": "weave:///acme/app/object/d:1"}, "thread_id": "th", "wb_run_step": 3});
+    let extra_end = json!({"exception": "boom", "output": ["weave:///acme/app/object/o:1"], "wb_run_step_end": 4,
+        "summary": {"usage": {"m": {"input_tokens": 5, "output_tokens": 2}}}});
+    let whole = |id: &str| {
+        (
+            start(id, "2025-01-15T11:00:00Z", extra_start.clone()),
+            Some(end(id, "2025-01-15T11:00:01Z", extra_end.clone())),
+        )
+    };
+    ingest(&app, vec![whole("together")]).await;
+    app.ok("/call/start", json!({"start": start("apart", "2025-01-15T11:00:00Z", extra_start.clone())})).await;
+    app.ok("/call/end", json!({"end": end("apart", "2025-01-15T11:00:01Z", extra_end.clone())})).await;
+
+    let mut together = app.read("together").await;
+    let mut apart = app.read("apart").await;
+    together["id"] = json!("x");
+    apart["id"] = json!("x");
+    assert_eq!(together, apart);
+    let usage: Vec<(String, i64)> = sqlx::query_as("select call_id, total_tokens from call_usage order by call_id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(usage, vec![("apart".into(), 7), ("together".into(), 7)]);
+    for (filter, expected) in [
+        (json!({"input_refs": ["weave:///acme/app/object/d:1"]}), 2),
+        (json!({"output_refs": ["weave:///acme/app/object/o:1"]}), 2),
+    ] {
+        assert_eq!(
+            app.ok("/calls/query_stats", json!({"project_id": PROJECT, "filter": filter})).await["count"],
+            expected
+        );
+    }
+}
