@@ -57,6 +57,18 @@ impl ValidationDetail {
         Self { kind: kind.to_string(), loc, msg: msg.into(), input }
     }
 
+    /// `greater_than_equal` at `body.<field>` when `value < min`.
+    pub fn at_least(field: &str, value: i64, min: i64) -> Option<Self> {
+        (value < min).then(|| {
+            Self::new(
+                "greater_than_equal",
+                vec![json!("body"), json!(field)],
+                format!("Input should be greater than or equal to {min}"),
+                json!(value),
+            )
+        })
+    }
+
     /// A `value_error` at `body.<path>`.
     pub fn value_error(path: &[&str], msg: impl Into<String>, input: Value) -> Self {
         let mut loc = vec![json!("body")];

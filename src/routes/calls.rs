@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{AppJson, Caller};
+use super::extract::{reject_query, AppJson, Caller};
 use crate::domain::call::{self, Call, EndedCall, StartedCall};
 use crate::domain::filter::CallsFilter;
 use crate::domain::usage::usage_rows;
@@ -434,9 +434,7 @@ async fn count_calls(
     AppJson(req): AppJson<CallsQueryStatsReq>,
 ) -> Result<Json<CallsQueryStatsRes>> {
     caller.authorize(&req.project_id)?;
-    if req.query.as_ref().is_some_and(|q| !q.is_null()) {
-        return Err(ApiError::BadRequest("query expressions are not supported yet; use filter".into()));
-    }
+    reject_query(&req.query)?;
     let filter = req.filter.unwrap_or_default();
     let project = req.project_id.as_str();
     Ok(Json(match req.limit {

@@ -175,6 +175,16 @@ fn lookup<'a>(value: &'a Value, path: &[Value]) -> Option<&'a Value> {
     })
 }
 
+/// 400 for a `$expr` query until the query language exists; null or absent passes.
+pub fn reject_query(query: &Option<Value>) -> Result<(), ApiError> {
+    match query {
+        Some(q) if !q.is_null() => {
+            Err(ApiError::BadRequest("query expressions are not supported yet; use filter".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The verified caller. Extracting it answers 401 unless the request carries a live key
 /// (`Basic api:<key>` or `Bearer <key>`).
 pub struct Caller(pub Principal);

@@ -13,11 +13,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::calls::call_from_row;
-use super::extract::{AppJson, Caller};
+use super::extract::{reject_query, AppJson, Caller};
 use crate::domain::call::Call;
 use crate::domain::filter::CallsFilter;
 use crate::domain::ProjectId;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, Result, ValidationDetail};
 use crate::store::calls::{self as calls_store, CallRow, SortKey};
 use crate::AppState;
 
@@ -139,18 +139,13 @@ async fn stream_query(
     AppJson(req): AppJson<CallsQueryReq>,
 ) -> Result<Response> {
     caller.authorize(&req.project_id)?;
-    if req.query.as_ref().is_some_and(|q| !q.is_null()) {
-        return Err(ApiError::BadRequest("query expressions are not supported yet; use filter".into()));
-    }
-    for (field, value) in [("limit", req.limit), ("offset", req.offset)] {
-        if let Some(v) = value.filter(|v| *v < 0) {
-            return Err(ApiError::Validation(vec![crate::error::ValidationDetail::new(
-                "greater_than_equal",
-                vec![Value::from("body"), Value::from(field)],
-                "Input should be greater than or equal to 0",
-                Value::from(v),
-            )]));
-        }
+    reject_query(&req.query)?;
+    let problems: Vec<ValidationDetail> = [("limit", req.limit), ("offset", req.offset)]
+        .into_iter()
+        .filter_map(|(field, value)| value.and_then(|v| ValidationDetail::at_least(field, v, 0)))
+        .collect();
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
     }
     let sort: Vec<(SortKey, bool)> = req
         .sort_by

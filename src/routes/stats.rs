@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{AppJson, Caller};
+use super::extract::{reject_query, AppJson, Caller};
 use crate::domain::filter::CallsFilter;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::{ApiError, Result, ValidationDetail};
@@ -120,9 +120,7 @@ async fn call_stats(
 ) -> Result<Json<CallStatsRes>> {
     caller.authorize(&req.project_id)?;
     let plan = validate(&req, state.settings.max_stats_range)?;
-    if req.query.as_ref().is_some_and(|q| !q.is_null()) {
-        return Err(ApiError::BadRequest("query expressions are not supported yet; use filter".into()));
-    }
+    reject_query(&req.query)?;
     let grid = BucketGrid::new(plan.start, plan.end, plan.granularity, plan.tz);
     let filter = req.filter.unwrap_or_default();
     let project = req.project_id.as_str();
@@ -253,16 +251,7 @@ fn validate(req: &CallStatsReq, max_range: chrono::Duration) -> Result<Plan> {
         let msg = format!("CallStatsReq date range cannot exceed {} days", max_range.num_days());
         problems.push(ValidationDetail::new("value_error", vec![json!("body")], msg, Value::Null));
     }
-    if let Some(g) = req.granularity {
-        if g < 1 {
-            problems.push(ValidationDetail::new(
-                "greater_than_equal",
-                vec![json!("body"), json!("granularity")],
-                "Input should be greater than or equal to 1",
-                json!(g),
-            ));
-        }
-    }
+    problems.extend(req.granularity.and_then(|g| ValidationDetail::at_least("granularity", g, 1)));
     let timezone = req.timezone.as_deref().unwrap_or("UTC");
     let tz = timezone.parse::<Tz>().ok();
     if tz.is_none() {

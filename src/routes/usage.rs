@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{AppJson, Caller};
+use super::extract::{reject_query, AppJson, Caller};
 use crate::domain::filter::CallsFilter;
 use crate::domain::rollup::{rollup, UsageMap, UsageTotals};
 use crate::domain::ProjectId;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, Result, ValidationDetail};
 use crate::store::usage::{self as usage_store, CallLink};
 use crate::AppState;
 
@@ -83,13 +83,8 @@ pub struct UsageRes {
 }
 
 fn check_options(limit: i64, include_costs: bool) -> Result<()> {
-    if limit < 1 {
-        return Err(ApiError::Validation(vec![crate::error::ValidationDetail::new(
-            "greater_than_equal",
-            vec![json!("body"), json!("limit")],
-            "Input should be greater than or equal to 1",
-            json!(limit),
-        )]));
+    if let Some(problem) = ValidationDetail::at_least("limit", limit, 1) {
+        return Err(ApiError::Validation(vec![problem]));
     }
     if include_costs {
         return Err(ApiError::value_error(
@@ -111,9 +106,7 @@ async fn trace_usage(
 ) -> Result<Json<UsageRes>> {
     caller.authorize(&req.project_id)?;
     check_options(req.limit, req.include_costs)?;
-    if req.query.as_ref().is_some_and(|q| !q.is_null()) {
-        return Err(ApiError::BadRequest("query expressions are not supported yet; use filter".into()));
-    }
+    reject_query(&req.query)?;
     let project = req.project_id.as_str();
     let calls = usage_store::select_calls(&state.db, project, &req.filter.unwrap_or_default(), req.limit).await?;
     let totals = rolled_up(&state, project, &calls).await?;
