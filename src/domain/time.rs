@@ -6,7 +6,7 @@
 //! the fraction is non-zero (`2025-01-15T11:00:00.250000Z`).
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::de_error;
@@ -41,7 +41,13 @@ impl Timestamp {
         } else {
             return None;
         };
-        Some(Self(parsed.trunc_subsecs(6)))
+        Self(parsed.trunc_subsecs(6)).in_range()
+    }
+
+    /// Years 1 to 9999 only: ISO 8601's range, and safely inside Postgres' (which rejects
+    /// some instants chrono accepts, and would answer with an error instead of a 422).
+    fn in_range(self) -> Option<Self> {
+        (1..=9999).contains(&self.0.year()).then_some(self)
     }
 }
 
@@ -84,7 +90,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 })
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
-                DateTime::from_timestamp(v, 0).map(Timestamp).ok_or_else(|| {
+                DateTime::from_timestamp(v, 0).and_then(|t| Timestamp(t).in_range()).ok_or_else(|| {
                     de_error("datetime_parsing", "Input should be a valid datetime, the number is out of range")
                 })
             }
@@ -103,7 +109,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                         "Input should be a valid datetime, the number is out of range",
                     ));
                 }
-                DateTime::from_timestamp_micros(micros as i64).map(Timestamp).ok_or_else(|| {
+                DateTime::from_timestamp_micros(micros as i64).and_then(|t| Timestamp(t).in_range()).ok_or_else(|| {
                     de_error("datetime_parsing", "Input should be a valid datetime, the number is out of range")
                 })
             }
@@ -143,6 +149,15 @@ mod tests {
         assert_eq!(p("2025-01-15T11:00:00.25Z"), "2025-01-15T11:00:00.250000Z");
         assert_eq!(p("2025-01-15T11:00:00.000000Z"), "2025-01-15T11:00:00Z");
         assert_eq!(p("2025-01-15T11:00:00.1234569Z"), "2025-01-15T11:00:00.123456Z");
+    }
+
+    #[test]
+    fn years_outside_one_to_9999_are_refused() {
+        assert!(Timestamp::parse("0001-01-01T00:00:00Z").is_some());
+        assert!(Timestamp::parse("9999-12-31T23:59:59.999999Z").is_some());
+        assert!(Timestamp::parse("0000-12-31T23:59:59Z").is_none());
+        let far_past: Result<Timestamp, _> = serde_json::from_str("-8000000000000");
+        assert!(far_past.is_err());
     }
 
     #[test]
