@@ -1,7 +1,7 @@
 # Multi-stage build: compile in the Rust image, run in a small Debian image as a non-root user.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo .cargo
 COPY src src
 COPY migrations migrations

@@ -9,6 +9,8 @@ pub mod call;
 pub mod filter;
 /// `entity/project` ids.
 pub mod project;
+/// Query expressions (API.md §7.2).
+pub mod query;
 /// Usage rolled up through parent links (API.md §5.1).
 pub mod rollup;
 /// Datetimes as the API reads and writes them (API.md §1).

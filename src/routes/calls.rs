@@ -9,9 +9,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{reject_query, AppJson, Caller};
+use super::extract::{selection, AppJson, Caller};
 use crate::domain::call::{self, Call, EndedCall, StartedCall};
 use crate::domain::filter::CallsFilter;
+use crate::domain::query::Query;
 use crate::domain::usage::usage_rows;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::{ApiError, Result};
@@ -404,8 +405,7 @@ pub struct CallsQueryStatsReq {
     pub filter: Option<CallsFilter>,
     /// A query expression (`{"$expr": ...}`).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub query: Option<Value>,
+    pub query: Option<Query>,
     /// Count at most this many; `has_more` says whether there were more.
     #[serde(default)]
     pub limit: Option<u32>,
@@ -434,16 +434,16 @@ async fn count_calls(
     AppJson(req): AppJson<CallsQueryStatsReq>,
 ) -> Result<Json<CallsQueryStatsRes>> {
     caller.authorize(&req.project_id)?;
-    reject_query(&req.query)?;
-    let filter = req.filter.unwrap_or_default();
+    let selection = selection(req.filter, req.query.as_ref())?;
     let project = req.project_id.as_str();
     Ok(Json(match req.limit {
-        None => {
-            CallsQueryStatsRes { count: calls_store::count(&state.db, project, &filter, None).await?, has_more: None }
-        }
+        None => CallsQueryStatsRes {
+            count: calls_store::count(&state.db, project, &selection, None).await?,
+            has_more: None,
+        },
         Some(limit) => {
             let limit = i64::from(limit);
-            let counted = calls_store::count(&state.db, project, &filter, Some(limit + 1)).await?;
+            let counted = calls_store::count(&state.db, project, &selection, Some(limit + 1)).await?;
             CallsQueryStatsRes { count: counted.min(limit), has_more: Some(counted > limit) }
         }
     }))

@@ -7,9 +7,13 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use crate::domain::filter::CallsFilter;
+use crate::domain::query::Query;
 use crate::domain::ProjectId;
 use crate::error::{ApiError, ValidationDetail};
 use crate::keys::{self, Principal};
+use crate::store::filter::Selection;
+use crate::store::query::compile;
 use crate::AppState;
 
 /// A JSON request body. Unlike `axum::Json` it ignores `Content-Type` (plain `curl -d` sends
@@ -175,14 +179,11 @@ fn lookup<'a>(value: &'a Value, path: &[Value]) -> Option<&'a Value> {
     })
 }
 
-/// 400 for a `$expr` query until the query language exists; null or absent passes.
-pub fn reject_query(query: &Option<Value>) -> Result<(), ApiError> {
-    match query {
-        Some(q) if !q.is_null() => {
-            Err(ApiError::BadRequest("query expressions are not supported yet; use filter".into()))
-        }
-        _ => Ok(()),
-    }
+/// The calls an endpoint selects: its filter and its compiled query (400 when the query names
+/// a field that is not allowed or cannot be run).
+pub fn selection(filter: Option<CallsFilter>, query: Option<&Query>) -> Result<Selection, ApiError> {
+    let query = query.map(compile).transpose().map_err(ApiError::BadRequest)?;
+    Ok(Selection { filter: filter.unwrap_or_default(), query })
 }
 
 /// The verified caller. Extracting it answers 401 unless the request carries a live key

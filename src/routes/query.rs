@@ -13,9 +13,10 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::calls::call_from_row;
-use super::extract::{reject_query, AppJson, Caller};
+use super::extract::{selection, AppJson, Caller};
 use crate::domain::call::Call;
 use crate::domain::filter::CallsFilter;
+use crate::domain::query::Query;
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result, ValidationDetail};
 use crate::store::calls::{self as calls_store, CallRow, SortKey};
@@ -49,8 +50,7 @@ pub struct CallsQueryReq {
     pub filter: Option<CallsFilter>,
     /// A query expression (`{"$expr": ...}`).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub query: Option<Value>,
+    pub query: Option<Query>,
     /// Default: `started_at` ascending, then `id` in byte order.
     #[serde(default)]
     pub sort_by: Option<Vec<SortBy>>,
@@ -139,7 +139,6 @@ async fn stream_query(
     AppJson(req): AppJson<CallsQueryReq>,
 ) -> Result<Response> {
     caller.authorize(&req.project_id)?;
-    reject_query(&req.query)?;
     let problems: Vec<ValidationDetail> = [("limit", req.limit), ("offset", req.offset)]
         .into_iter()
         .filter_map(|(field, value)| value.and_then(|v| ValidationDetail::at_least(field, v, 0)))
@@ -157,8 +156,9 @@ async fn stream_query(
         let requested = columns.iter().map(|c| c.split('.').next().unwrap_or_default().to_string());
         requested.chain(IDENTIFYING.iter().map(|c| c.to_string())).collect()
     });
-    let filter = req.filter.unwrap_or_default();
-    let query = calls_store::stream_query(req.project_id.as_str().to_string(), &filter, &sort, req.limit, req.offset);
+    let selection = selection(req.filter, req.query.as_ref())?;
+    let query =
+        calls_store::stream_query(req.project_id.as_str().to_string(), &selection, &sort, req.limit, req.offset);
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(64);
     let db = state.db.clone();

@@ -11,13 +11,15 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{reject_query, AppJson, Caller};
+use super::extract::{selection, AppJson, Caller};
 use crate::domain::filter::CallsFilter;
+use crate::domain::query::Query;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::{ApiError, Result, ValidationDetail};
 use crate::stats::buckets::BucketGrid;
 use crate::stats::granularity;
 use crate::stats::metrics::{render, Aggregation, MetricSpec, ValueKind, Values};
+use crate::store::filter::Selection;
 use crate::store::stats as stats_store;
 use crate::AppState;
 
@@ -82,8 +84,7 @@ pub struct CallStatsReq {
     pub filter: Option<CallsFilter>,
     /// A query expression (`{"$expr": ...}`) further selecting calls (an extension of this server).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub query: Option<Value>,
+    pub query: Option<Query>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,15 +121,14 @@ async fn call_stats(
 ) -> Result<Json<CallStatsRes>> {
     caller.authorize(&req.project_id)?;
     let plan = validate(&req, state.settings.max_stats_range)?;
-    reject_query(&req.query)?;
     let grid = BucketGrid::new(plan.start, plan.end, plan.granularity, plan.tz);
-    let filter = req.filter.unwrap_or_default();
+    let selection = selection(req.filter, req.query.as_ref())?;
     let project = req.project_id.as_str();
 
     // The two streams are independent: run them on two connections at once.
     let (call_buckets, usage_buckets) = tokio::try_join!(
-        call_buckets(&state, project, &plan, &grid, &filter),
-        usage_buckets(&state, project, &plan, &grid, &filter),
+        call_buckets(&state, project, &plan, &grid, &selection),
+        usage_buckets(&state, project, &plan, &grid, &selection),
     )?;
 
     Ok(Json(CallStatsRes {
@@ -147,13 +147,13 @@ async fn call_buckets(
     project: &str,
     plan: &Plan,
     grid: &BucketGrid,
-    filter: &CallsFilter,
+    selection: &Selection,
 ) -> Result<Vec<Map<String, Value>>> {
     let mut call_buckets = Vec::new();
     if !plan.call_metrics.is_empty() && !grid.is_empty() {
         let mut counts = vec![0i64; grid.len()];
         let mut values: Vec<Vec<Values>> = vec![vec![Values::default(); plan.call_metrics.len()]; grid.len()];
-        stats_store::for_each_call(&state.db, project, plan.start, plan.end, filter, |call| {
+        stats_store::for_each_call(&state.db, project, plan.start, plan.end, selection, |call| {
             let Some(bucket) = grid.bucket_of(call.started_at) else { return };
             counts[bucket] += 1;
             for (slot, (metric, _)) in values[bucket].iter_mut().zip(&plan.call_metrics) {
@@ -190,14 +190,14 @@ async fn usage_buckets(
     project: &str,
     plan: &Plan,
     grid: &BucketGrid,
-    filter: &CallsFilter,
+    selection: &Selection,
 ) -> Result<Vec<Map<String, Value>>> {
     let mut usage_buckets = Vec::new();
     if !plan.usage_metrics.is_empty() && !grid.is_empty() {
         // model → per bucket: (row count, values per metric); BTreeMap orders models by bytes.
         let empty = || (0i64, vec![Values::default(); plan.usage_metrics.len()]);
         let mut by_model: BTreeMap<String, Vec<(i64, Vec<Values>)>> = BTreeMap::new();
-        stats_store::for_each_usage(&state.db, project, plan.start, plan.end, filter, |row| {
+        stats_store::for_each_usage(&state.db, project, plan.start, plan.end, selection, |row| {
             let Some(bucket) = grid.bucket_of(row.started_at) else { return };
             let buckets =
                 by_model.entry(row.model.clone()).or_insert_with(|| (0..grid.len()).map(|_| empty()).collect());

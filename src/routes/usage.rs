@@ -7,12 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{reject_query, AppJson, Caller};
+use super::extract::{selection, AppJson, Caller};
 use crate::domain::filter::CallsFilter;
+use crate::domain::query::Query;
 use crate::domain::rollup::{rollup, UsageMap, UsageTotals};
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result, ValidationDetail};
@@ -35,8 +36,7 @@ pub struct TraceUsageReq {
     pub filter: Option<CallsFilter>,
     /// A query expression (`{"$expr": ...}`).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub query: Option<Value>,
+    pub query: Option<Query>,
     #[serde(default)]
     pub include_costs: bool,
     /// At most this many calls are selected (≥ 1).
@@ -106,9 +106,9 @@ async fn trace_usage(
 ) -> Result<Json<UsageRes>> {
     caller.authorize(&req.project_id)?;
     check_options(req.limit, req.include_costs)?;
-    reject_query(&req.query)?;
     let project = req.project_id.as_str();
-    let calls = usage_store::select_calls(&state.db, project, &req.filter.unwrap_or_default(), req.limit).await?;
+    let selection = selection(req.filter, req.query.as_ref())?;
+    let calls = usage_store::select_calls(&state.db, project, &selection, req.limit).await?;
     let totals = rolled_up(&state, project, &calls).await?;
     let call_usage = calls.iter().zip(totals).map(|(call, usage)| (call.id.clone(), render(usage))).collect();
     Ok(Json(UsageRes { call_usage, unfinished_call_ids: unfinished(&calls) }))

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 
-use crate::domain::filter::CallsFilter;
+use super::filter::Selection;
 use crate::domain::usage::UsageRow;
 
 /// A start ready to write: ids resolved, user set, refs extracted.
@@ -325,13 +325,13 @@ pub async fn delete_subtrees(db: impl PgExecutor<'_>, project: &str, ids: &[Stri
 pub async fn count(
     db: impl PgExecutor<'_>,
     project: &str,
-    filter: &CallsFilter,
+    selection: &Selection,
     cap: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
     let mut qb: QueryBuilder<Postgres> =
         QueryBuilder::new("select count(*) from (select 1 from calls c where c.project_id = ");
     qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
-    super::filter::push_conditions(&mut qb, "c", filter);
+    super::filter::push_conditions(&mut qb, "c", selection);
     if let Some(cap) = cap {
         qb.push(" limit ").push_bind(cap);
     }
@@ -357,7 +357,7 @@ pub enum SortKey {
 /// ordered by `sort` then start and id (byte order), paged.
 pub fn stream_query(
     project: String,
-    filter: &CallsFilter,
+    selection: &Selection,
     sort: &[(SortKey, bool)],
     limit: Option<i64>,
     offset: Option<i64>,
@@ -365,7 +365,7 @@ pub fn stream_query(
     let mut qb: QueryBuilder<'static, Postgres> =
         QueryBuilder::new(format!("select {CALL_COLUMNS} from calls c where c.project_id = "));
     qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
-    super::filter::push_conditions(&mut qb, "c", filter);
+    super::filter::push_conditions(&mut qb, "c", selection);
     qb.push(" order by ");
     for (key, descending) in sort {
         match key {

@@ -2,11 +2,26 @@
 //! value is bound, and only column names written here are spliced in.
 use sqlx::{Postgres, QueryBuilder};
 
+use super::query::Condition;
 use crate::domain::filter::{active, CallsFilter, NamePatterns};
 
-/// Append ` and <condition>` for each active field of `filter`, on the calls table aliased
-/// `alias` (a literal from our code, never user input).
-pub fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, alias: &'static str, filter: &CallsFilter) {
+/// Which calls an endpoint selects: a structured filter and an optional compiled query.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub filter: CallsFilter,
+    pub query: Option<Condition>,
+}
+
+/// Append ` and <condition>` for the filter's active fields and the query, on the calls table
+/// aliased `alias` (a literal from our code, never user input).
+pub fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, alias: &'static str, selection: &Selection) {
+    push_filter(qb, alias, &selection.filter);
+    if let Some(query) = &selection.query {
+        query.push(qb, alias);
+    }
+}
+
+fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, alias: &'static str, filter: &CallsFilter) {
     if let Some(names) = active(&filter.op_names) {
         push_name_match(qb, alias, "op_name", names);
     }

@@ -14,6 +14,8 @@ pub mod calls;
 pub mod filter;
 /// API keys.
 pub mod keys;
+/// Query expressions → SQL.
+pub mod query;
 /// The rows `/calls/stats` aggregates.
 pub mod stats;
 /// Calls and usage rows for the usage rollups.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use crate::domain::filter::CallsFilter;
+use super::filter::Selection;
 
 /// What the call metrics need of one call.
 #[derive(Debug, sqlx::FromRow)]
@@ -34,13 +34,13 @@ fn counted_calls<'a>(
     project: &'a str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    filter: &CallsFilter,
+    selection: &Selection,
 ) -> QueryBuilder<'a, Postgres> {
     let mut qb = QueryBuilder::new(select);
     qb.push(" where c.project_id = ").push_bind(project);
     qb.push(" and c.deleted_at is null and c.started_at >= ").push_bind(start);
     qb.push(" and c.started_at < ").push_bind(end);
-    super::filter::push_conditions(&mut qb, "c", filter);
+    super::filter::push_conditions(&mut qb, "c", selection);
     qb
 }
 
@@ -50,7 +50,7 @@ pub async fn for_each_call(
     project: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    filter: &CallsFilter,
+    selection: &Selection,
     mut each: impl FnMut(CallPoint),
 ) -> Result<(), sqlx::Error> {
     let mut qb = counted_calls(
@@ -58,7 +58,7 @@ pub async fn for_each_call(
         project,
         start,
         end,
-        filter,
+        selection,
     );
     let mut rows = qb.build_query_as::<CallPoint>().fetch(db);
     while let Some(row) = rows.try_next().await? {
@@ -73,7 +73,7 @@ pub async fn for_each_usage(
     project: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    filter: &CallsFilter,
+    selection: &Selection,
     mut each: impl FnMut(UsagePoint),
 ) -> Result<(), sqlx::Error> {
     let mut qb = counted_calls(
@@ -83,7 +83,7 @@ pub async fn for_each_usage(
         project,
         start,
         end,
-        filter,
+        selection,
     );
     let mut rows = qb.build_query_as::<UsagePoint>().fetch(db);
     while let Some(row) = rows.try_next().await? {

@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 
-use crate::domain::filter::CallsFilter;
+use super::filter::Selection;
 
 /// What the rollup needs of a call.
 #[derive(Debug, sqlx::FromRow)]
@@ -30,13 +30,13 @@ pub struct OwnUsage {
 pub async fn select_calls(
     db: impl PgExecutor<'_>,
     project: &str,
-    filter: &CallsFilter,
+    selection: &Selection,
     limit: i64,
 ) -> Result<Vec<CallLink>, sqlx::Error> {
     let mut qb: QueryBuilder<Postgres> =
         QueryBuilder::new("select c.id, c.parent_id, c.ended_at from calls c where c.project_id = ");
     qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
-    super::filter::push_conditions(&mut qb, "c", filter);
+    super::filter::push_conditions(&mut qb, "c", selection);
     qb.push(r#" order by c.started_at, c.id collate "C" limit "#).push_bind(limit);
     qb.build_query_as().fetch_all(db).await
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod calls;
 mod errors;
+mod expr;
 mod filters;
 mod official_client;
 mod openapi;

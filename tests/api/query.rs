@@ -106,23 +106,3 @@ async fn unknown_sort_fields_are_refused_with_400(pool: PgPool) {
     }
     assert_eq!(app.count_rows("calls").await, 4);
 }
-
-#[sqlx::test(migrator = "MIGRATOR")]
-async fn query_expressions_are_refused_with_400_until_the_query_language_exists(pool: PgPool) {
-    let app = seeded(pool).await;
-    let expr = json!({"$expr": {"$eq": [{"$getField": "op_name"}, {"$literal": "x"}]}});
-    let stats_window = json!({"start": "2025-01-15T11:00:00Z", "end": "2025-01-15T12:00:00Z"});
-    for (path, mut body) in [
-        ("/calls/stream_query", json!({})),
-        ("/calls/query_stats", json!({})),
-        ("/trace/usage", json!({})),
-        ("/calls/stats", stats_window),
-    ] {
-        merge(&mut body, json!({"project_id": PROJECT}));
-        let mut with_query = body.clone();
-        merge(&mut with_query, json!({ "query": expr }));
-        assert_eq!(app.post(path, with_query).await.status, 400, "{path}");
-        merge(&mut body, json!({"query": null}));
-        assert_eq!(app.post(path, body).await.status, 200, "{path}");
-    }
-}
