@@ -5,6 +5,8 @@
 
 /// Calls as stored and returned, and their computed fields (API.md §2.1, §7.3).
 pub mod call;
+/// Prices and costs (API.md §6).
+pub mod costs;
 /// `CallsFilter` (API.md §7.1).
 pub mod filter;
 /// `entity/project` ids.

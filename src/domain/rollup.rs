@@ -6,8 +6,10 @@
 //! 10,000-call chain costs 10,000 merges, not 50 million.
 use std::collections::{BTreeMap, HashMap};
 
-/// Usage counters of one model, as the usage endpoints return them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+use super::costs::Cost;
+
+/// Usage counters of one model, as the usage endpoints return them, with their costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct UsageTotals {
     pub requests: i64,
     pub prompt_tokens: i64,
@@ -15,6 +17,7 @@ pub struct UsageTotals {
     pub total_tokens: i64,
     pub cache_read_input_tokens: i64,
     pub cache_creation_input_tokens: i64,
+    pub cost: Cost,
 }
 
 impl UsageTotals {
@@ -26,10 +29,12 @@ impl UsageTotals {
         self.cache_read_input_tokens = self.cache_read_input_tokens.saturating_add(other.cache_read_input_tokens);
         self.cache_creation_input_tokens =
             self.cache_creation_input_tokens.saturating_add(other.cache_creation_input_tokens);
+        self.cost.add(&other.cost);
     }
 
-    pub fn is_zero(&self) -> bool {
-        *self == Self::default()
+    /// All six counters are zero (costs aside).
+    pub fn counters_are_zero(&self) -> bool {
+        Self { cost: Cost::default(), ..*self } == Self::default()
     }
 }
 

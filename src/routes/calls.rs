@@ -11,12 +11,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{selection, AppJson, Caller};
 use crate::domain::call::{self, Call, EndedCall, StartedCall};
+use crate::domain::costs::PriceBook;
 use crate::domain::filter::CallsFilter;
 use crate::domain::query::Query;
 use crate::domain::usage::usage_rows;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::{ApiError, Result};
 use crate::store::calls::{self as calls_store, CallRow, EndRow, StartRow};
+use crate::store::prices as prices_store;
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -266,7 +268,7 @@ fn last_per_call<T>(rows: Vec<T>, key: impl Fn(&T) -> (String, String)) -> Vec<T
 pub struct CallReadReq {
     pub project_id: ProjectId,
     pub id: String,
-    /// Adds `summary.weave.costs` (with the price table).
+    /// Adds `summary.weave.costs`: per model, usage, the price used and the costs.
     #[serde(default)]
     pub include_costs: Option<bool>,
     /// Accepted and ignored.
@@ -292,8 +294,18 @@ async fn read_call(
     AppJson(req): AppJson<CallReadReq>,
 ) -> Result<Json<CallReadRes>> {
     caller.authorize(&req.project_id)?;
-    let row = calls_store::read(&state.db, req.project_id.as_str(), &req.id).await?;
-    Ok(Json(CallReadRes { call: row.map(call_from_row) }))
+    let project = req.project_id.as_str();
+    let include_costs = req.include_costs == Some(true);
+    let Some(row) = calls_store::read(&state.db, project, &req.id, include_costs).await? else {
+        return Ok(Json(CallReadRes { call: None }));
+    };
+    let (usage, started_at) = (row.usage(), row.started_at);
+    let mut call = call_from_row(row);
+    if include_costs {
+        let book = PriceBook::new(prices_store::for_project(&state.db, project).await?);
+        super::costs::attach_costs(&mut call, super::costs::call_costs(&usage, started_at, &book));
+    }
+    Ok(Json(CallReadRes { call: Some(call) }))
 }
 
 /// The API's view of a stored call.

@@ -13,7 +13,7 @@ use crate::domain::ProjectId;
 use crate::error::{ApiError, ValidationDetail};
 use crate::keys::{self, Principal};
 use crate::store::filter::Selection;
-use crate::store::query::compile;
+use crate::store::query::{compile, Target};
 use crate::AppState;
 
 /// A JSON request body. Unlike `axum::Json` it ignores `Content-Type` (plain `curl -d` sends
@@ -182,7 +182,7 @@ fn lookup<'a>(value: &'a Value, path: &[Value]) -> Option<&'a Value> {
 /// The calls an endpoint selects: its filter and its compiled query (400 when the query names
 /// a field that is not allowed or cannot be run).
 pub fn selection(filter: Option<CallsFilter>, query: Option<&Query>) -> Result<Selection, ApiError> {
-    let query = query.map(compile).transpose().map_err(ApiError::BadRequest)?;
+    let query = query.map(|q| compile(q, Target::Calls)).transpose().map_err(ApiError::BadRequest)?;
     Ok(Selection { filter: filter.unwrap_or_default(), query })
 }
 

@@ -25,6 +25,8 @@ use crate::AppState;
 
 /// Call ingestion and reads.
 pub mod calls;
+/// The price table.
+pub mod costs;
 /// Request extractors: JSON bodies and credentials.
 pub mod extract;
 /// `/calls/stream_query`.
@@ -43,7 +45,7 @@ pub mod v2;
     info(title = "weave-trace-server", description = "A W&B Weave-compatible trace server on Postgres."),
     modifiers(&SecurityAddon),
     security(("basic" = []), ("bearer" = [])),
-    tags((name = "calls", description = "Ingest and read calls"), (name = "stats", description = "Time-bucketed call and usage metrics"), (name = "usage", description = "Usage with descendant rollup"), (name = "service", description = "Health and versions"))
+    tags((name = "calls", description = "Ingest and read calls"), (name = "stats", description = "Time-bucketed call and usage metrics"), (name = "usage", description = "Usage with descendant rollup"), (name = "costs", description = "Prices per model"), (name = "service", description = "Health and versions"))
 )]
 struct ApiDoc;
 
@@ -65,6 +67,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(query::router())
         .merge(stats::router())
         .merge(usage::router())
+        .merge(costs::router())
         .merge(service::router())
 }
 

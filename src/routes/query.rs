@@ -15,11 +15,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::calls::call_from_row;
 use super::extract::{selection, AppJson, Caller};
 use crate::domain::call::Call;
+use crate::domain::costs::PriceBook;
 use crate::domain::filter::CallsFilter;
 use crate::domain::query::Query;
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result, ValidationDetail};
 use crate::store::calls::{self as calls_store, CallRow, SortKey};
+use crate::store::prices as prices_store;
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -61,7 +63,7 @@ pub struct CallsQueryReq {
     /// Fields to return (the identifying fields are always returned).
     #[serde(default)]
     pub columns: Option<Vec<String>>,
-    /// Accepted; costs arrive with the price table.
+    /// Adds `summary.weave.costs` to each call.
     #[serde(default)]
     pub include_costs: Option<bool>,
     /// Accepted and ignored.
@@ -157,8 +159,20 @@ async fn stream_query(
         requested.chain(IDENTIFYING.iter().map(|c| c.to_string())).collect()
     });
     let selection = selection(req.filter, req.query.as_ref())?;
-    let query =
-        calls_store::stream_query(req.project_id.as_str().to_string(), &selection, &sort, req.limit, req.offset);
+    let include_costs = req.include_costs == Some(true);
+    let book = if include_costs {
+        Some(PriceBook::new(prices_store::for_project(&state.db, req.project_id.as_str()).await?))
+    } else {
+        None
+    };
+    let query = calls_store::stream_query(
+        req.project_id.as_str().to_string(),
+        &selection,
+        &sort,
+        req.limit,
+        req.offset,
+        include_costs,
+    );
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(64);
     let db = state.db.clone();
@@ -167,7 +181,7 @@ async fn stream_query(
         let mut rows = query.build_query_as::<CallRow>().fetch(&db);
         loop {
             let item = match rows.try_next().await {
-                Ok(Some(row)) => Ok(render_line(row, keep.as_ref())),
+                Ok(Some(row)) => Ok(render_line(row, keep.as_ref(), book.as_ref())),
                 Ok(None) => break,
                 Err(error) => Err(ApiError::from(error)),
             };
@@ -196,8 +210,13 @@ async fn stream_query(
     Ok(([(header::CONTENT_TYPE, "application/jsonl")], Body::from_stream(lines)).into_response())
 }
 
-fn render_line(row: CallRow, keep: Option<&HashSet<String>>) -> Bytes {
-    let mut value = serde_json::to_value(call_from_row(row)).unwrap_or(Value::Null);
+fn render_line(row: CallRow, keep: Option<&HashSet<String>>, book: Option<&PriceBook>) -> Bytes {
+    let (usage, started_at) = (row.usage(), row.started_at);
+    let mut call = call_from_row(row);
+    if let Some(book) = book {
+        super::costs::attach_costs(&mut call, super::costs::call_costs(&usage, started_at, book));
+    }
+    let mut value = serde_json::to_value(call).unwrap_or(Value::Null);
     if let (Some(keep), Value::Object(map)) = (keep, &mut value) {
         map.retain(|key, _| keep.contains(key));
     }

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{selection, AppJson, Caller};
+use crate::domain::costs::{self, PriceBook, Tokens};
 use crate::domain::filter::CallsFilter;
 use crate::domain::query::Query;
 use crate::domain::{ProjectId, Timestamp};
@@ -20,6 +21,7 @@ use crate::stats::buckets::BucketGrid;
 use crate::stats::granularity;
 use crate::stats::metrics::{render, Aggregation, MetricSpec, ValueKind, Values};
 use crate::store::filter::Selection;
+use crate::store::prices as prices_store;
 use crate::store::stats as stats_store;
 use crate::AppState;
 
@@ -46,6 +48,20 @@ pub enum UsageMetric {
     InputCost,
     OutputCost,
     TotalCost,
+}
+
+impl UsageMetric {
+    fn is_cost(self) -> bool {
+        matches!(self, Self::InputCost | Self::OutputCost | Self::TotalCost)
+    }
+}
+
+/// One model's usage rows in one bucket.
+struct UsageBucket {
+    rows: i64,
+    /// Rows without a price (their costs count as 0 and are reported, never hidden).
+    unpriced: i64,
+    values: Vec<Values>,
 }
 
 /// One metric to compute per bucket.
@@ -192,46 +208,69 @@ async fn usage_buckets(
     grid: &BucketGrid,
     selection: &Selection,
 ) -> Result<Vec<Map<String, Value>>> {
-    let mut usage_buckets = Vec::new();
-    if !plan.usage_metrics.is_empty() && !grid.is_empty() {
-        // model → per bucket: (row count, values per metric); BTreeMap orders models by bytes.
-        let empty = || (0i64, vec![Values::default(); plan.usage_metrics.len()]);
-        let mut by_model: BTreeMap<String, Vec<(i64, Vec<Values>)>> = BTreeMap::new();
-        stats_store::for_each_usage(&state.db, project, plan.start, plan.end, selection, |row| {
-            let Some(bucket) = grid.bucket_of(row.started_at) else { return };
-            let buckets =
-                by_model.entry(row.model.clone()).or_insert_with(|| (0..grid.len()).map(|_| empty()).collect());
-            let (count, slots) = &mut buckets[bucket];
-            *count += 1;
-            for (slot, (metric, _)) in slots.iter_mut().zip(&plan.usage_metrics) {
-                slot.push_int(match metric {
-                    UsageMetric::InputTokens => row.input_tokens,
-                    UsageMetric::OutputTokens => row.output_tokens,
-                    UsageMetric::TotalTokens => row.total_tokens,
-                    UsageMetric::CacheReadInputTokens => row.cache_read_input_tokens,
-                    UsageMetric::CacheCreationInputTokens => row.cache_creation_input_tokens,
-                    UsageMetric::InputCost | UsageMetric::OutputCost | UsageMetric::TotalCost => {
-                        unreachable!("cost metrics are refused by validation")
-                    }
-                });
+    if plan.usage_metrics.is_empty() || grid.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wants_costs = plan.usage_metrics.iter().any(|(m, _)| m.is_cost());
+    // Costs are priced per row in memory from the project's (small) price book.
+    let book = if wants_costs {
+        PriceBook::new(prices_store::for_project(&state.db, project).await?)
+    } else {
+        PriceBook::default()
+    };
+    // model → per bucket: rows, unpriced rows, values per metric; BTreeMap orders models by bytes.
+    let empty = || UsageBucket { rows: 0, unpriced: 0, values: vec![Values::default(); plan.usage_metrics.len()] };
+    let mut by_model: BTreeMap<String, Vec<UsageBucket>> = BTreeMap::new();
+    stats_store::for_each_usage(&state.db, project, plan.start, plan.end, selection, |row| {
+        let Some(bucket) = grid.bucket_of(row.started_at) else { return };
+        let buckets = by_model.entry(row.model.clone()).or_insert_with(|| (0..grid.len()).map(|_| empty()).collect());
+        let bucket = &mut buckets[bucket];
+        bucket.rows += 1;
+        let cost = wants_costs.then(|| {
+            let price = book.price_for(&row.model, row.started_at);
+            if price.is_none() {
+                bucket.unpriced += 1;
             }
-        })
-        .await?;
-        for bucket in 0..grid.len() {
-            for (model, buckets) in by_model.iter_mut() {
-                let (count, slots) = &mut buckets[bucket];
-                let mut out = Map::new();
-                out.insert("timestamp".into(), Value::from(grid.timestamp(bucket)));
-                out.insert("model".into(), Value::from(model.as_str()));
-                for ((_, spec), slot) in plan.usage_metrics.iter().zip(slots.iter_mut()) {
-                    render(spec, slot, &mut out);
-                }
-                out.insert("count".into(), Value::from(*count));
-                usage_buckets.push(out);
+            let tokens = Tokens {
+                input: row.input_tokens,
+                output: row.output_tokens,
+                cache_read: row.cache_read_input_tokens,
+                cache_creation: row.cache_creation_input_tokens,
+            };
+            costs::cost(tokens, price)
+        });
+        for (slot, (metric, _)) in bucket.values.iter_mut().zip(&plan.usage_metrics) {
+            match (metric, cost) {
+                (UsageMetric::InputTokens, _) => slot.push_int(row.input_tokens),
+                (UsageMetric::OutputTokens, _) => slot.push_int(row.output_tokens),
+                (UsageMetric::TotalTokens, _) => slot.push_int(row.total_tokens),
+                (UsageMetric::CacheReadInputTokens, _) => slot.push_int(row.cache_read_input_tokens),
+                (UsageMetric::CacheCreationInputTokens, _) => slot.push_int(row.cache_creation_input_tokens),
+                (UsageMetric::InputCost, Some(c)) => slot.push_float(c.input),
+                (UsageMetric::OutputCost, Some(c)) => slot.push_float(c.output),
+                (UsageMetric::TotalCost, Some(c)) => slot.push_float(c.total()),
+                (_, None) => {}
             }
         }
+    })
+    .await?;
+    let mut usage_buckets = Vec::new();
+    for bucket in 0..grid.len() {
+        for (model, buckets) in by_model.iter_mut() {
+            let entry = &mut buckets[bucket];
+            let mut out = Map::new();
+            out.insert("timestamp".into(), Value::from(grid.timestamp(bucket)));
+            out.insert("model".into(), Value::from(model.as_str()));
+            for ((_, spec), slot) in plan.usage_metrics.iter().zip(entry.values.iter_mut()) {
+                render(spec, slot, &mut out);
+            }
+            out.insert("count".into(), Value::from(entry.rows));
+            if wants_costs {
+                out.insert("unpriced_count".into(), Value::from(entry.unpriced));
+            }
+            usage_buckets.push(out);
+        }
     }
-
     Ok(usage_buckets)
 }
 
@@ -279,16 +318,6 @@ fn validate(req: &CallStatsReq, max_range: chrono::Duration) -> Result<Plan> {
             UsageMetric::OutputCost => ("output_cost", ValueKind::Float),
             UsageMetric::TotalCost => ("total_cost", ValueKind::Float),
         });
-    for (index, (metric, spec)) in usage_metrics.iter().enumerate() {
-        if matches!(metric, UsageMetric::InputCost | UsageMetric::OutputCost | UsageMetric::TotalCost) {
-            problems.push(ValidationDetail::new(
-                "value_error",
-                vec![json!("body"), json!("usage_metrics"), json!(index), json!("metric")],
-                "Value error, cost metrics need the price table, which this server does not have yet",
-                json!(spec.metric),
-            ));
-        }
-    }
     match tz {
         Some(tz) if problems.is_empty() => Ok(Plan {
             start,

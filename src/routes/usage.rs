@@ -6,17 +6,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::State;
 use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{selection, AppJson, Caller};
+use crate::domain::costs::{self, Cost, PriceBook, Tokens};
 use crate::domain::filter::CallsFilter;
 use crate::domain::query::Query;
 use crate::domain::rollup::{rollup, UsageMap, UsageTotals};
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result, ValidationDetail};
+use crate::store::prices as prices_store;
 use crate::store::usage::{self as usage_store, CallLink};
 use crate::AppState;
 
@@ -82,18 +84,11 @@ pub struct UsageRes {
     pub unfinished_call_ids: Vec<String>,
 }
 
-fn check_options(limit: i64, include_costs: bool) -> Result<()> {
-    if let Some(problem) = ValidationDetail::at_least("limit", limit, 1) {
-        return Err(ApiError::Validation(vec![problem]));
+fn check_limit(limit: i64) -> Result<()> {
+    match ValidationDetail::at_least("limit", limit, 1) {
+        Some(problem) => Err(ApiError::Validation(vec![problem])),
+        None => Ok(()),
     }
-    if include_costs {
-        return Err(ApiError::value_error(
-            &["include_costs"],
-            "Value error, costs need the price table, which this server does not have yet",
-            json!(true),
-        ));
-    }
-    Ok(())
 }
 
 /// Usage of every selected call, each with its descendants within the selection.
@@ -105,12 +100,13 @@ async fn trace_usage(
     AppJson(req): AppJson<TraceUsageReq>,
 ) -> Result<Json<UsageRes>> {
     caller.authorize(&req.project_id)?;
-    check_options(req.limit, req.include_costs)?;
+    check_limit(req.limit)?;
     let project = req.project_id.as_str();
     let selection = selection(req.filter, req.query.as_ref())?;
     let calls = usage_store::select_calls(&state.db, project, &selection, req.limit).await?;
-    let totals = rolled_up(&state, project, &calls).await?;
-    let call_usage = calls.iter().zip(totals).map(|(call, usage)| (call.id.clone(), render(usage))).collect();
+    let totals = rolled_up(&state, project, &calls, req.include_costs).await?;
+    let call_usage =
+        calls.iter().zip(totals).map(|(call, usage)| (call.id.clone(), render(usage, req.include_costs))).collect();
     Ok(Json(UsageRes { call_usage, unfinished_call_ids: unfinished(&calls) }))
 }
 
@@ -123,7 +119,7 @@ async fn calls_usage(
     AppJson(req): AppJson<CallsUsageReq>,
 ) -> Result<Json<UsageRes>> {
     caller.authorize(&req.project_id)?;
-    check_options(req.limit, req.include_costs)?;
+    check_limit(req.limit)?;
     let project = req.project_id.as_str();
     if req.call_ids.is_empty() {
         return Ok(Json(UsageRes { call_usage: BTreeMap::new(), unfinished_call_ids: Vec::new() }));
@@ -138,17 +134,38 @@ async fn calls_usage(
     let trace_ids: Vec<String> = traces.into_iter().map(|(id, _)| id).collect();
     let calls = usage_store::calls_of_traces(&state.db, project, &trace_ids).await?;
     let mut totals: HashMap<String, UsageMap> =
-        calls.iter().map(|c| c.id.clone()).zip(rolled_up(&state, project, &calls).await?).collect();
-    let call_usage =
-        req.call_ids.iter().map(|id| (id.clone(), render(totals.remove(id).unwrap_or_default()))).collect();
+        calls.iter().map(|c| c.id.clone()).zip(rolled_up(&state, project, &calls, req.include_costs).await?).collect();
+    let call_usage = req
+        .call_ids
+        .iter()
+        .map(|id| (id.clone(), render(totals.remove(id).unwrap_or_default(), req.include_costs)))
+        .collect();
     Ok(Json(UsageRes { call_usage, unfinished_call_ids: unfinished(&calls) }))
 }
 
 /// Each call's usage with its in-set descendants, in the order of `calls`.
-async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink]) -> Result<Vec<UsageMap>> {
+async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink], include_costs: bool) -> Result<Vec<UsageMap>> {
     let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+    let started: HashMap<&str, DateTime<Utc>> = calls.iter().map(|c| (c.id.as_str(), c.started_at)).collect();
+    let book = if include_costs {
+        PriceBook::new(prices_store::for_project(&state.db, project).await?)
+    } else {
+        PriceBook::default()
+    };
     let mut own: HashMap<String, UsageMap> = HashMap::new();
     for row in usage_store::own_usage(&state.db, project, &ids).await? {
+        let cost = match started.get(row.call_id.as_str()) {
+            Some(&at) if include_costs => {
+                let tokens = Tokens {
+                    input: row.input_tokens,
+                    output: row.output_tokens,
+                    cache_read: row.cache_read_input_tokens,
+                    cache_creation: row.cache_creation_input_tokens,
+                };
+                costs::cost(tokens, book.price_for(&row.model, at))
+            }
+            _ => Cost::default(),
+        };
         let usage = UsageTotals {
             requests: row.requests,
             prompt_tokens: row.input_tokens,
@@ -156,9 +173,10 @@ async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink]) -> Resul
             total_tokens: row.total_tokens,
             cache_read_input_tokens: row.cache_read_input_tokens,
             cache_creation_input_tokens: row.cache_creation_input_tokens,
+            cost,
         };
-        // An entry whose six counters are all zero is dropped (API.md §5.1).
-        if !usage.is_zero() {
+        // An entry whose six counters are all zero is dropped, unless it costs something (§5.1).
+        if !usage.counters_are_zero() || usage.cost.total() != 0.0 {
             own.entry(row.call_id).or_default().insert(row.model, usage);
         }
     }
@@ -166,7 +184,8 @@ async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink]) -> Resul
     Ok(rollup(&links, &own))
 }
 
-fn render(usage: UsageMap) -> BTreeMap<String, LlmAggregatedUsage> {
+fn render(usage: UsageMap, include_costs: bool) -> BTreeMap<String, LlmAggregatedUsage> {
+    let priced = |v: f64| include_costs.then_some(v);
     usage
         .into_iter()
         .map(|(model, u)| {
@@ -179,10 +198,10 @@ fn render(usage: UsageMap) -> BTreeMap<String, LlmAggregatedUsage> {
                     total_tokens: u.total_tokens,
                     cache_read_input_tokens: u.cache_read_input_tokens,
                     cache_creation_input_tokens: u.cache_creation_input_tokens,
-                    prompt_tokens_total_cost: None,
-                    completion_tokens_total_cost: None,
-                    cache_read_input_tokens_total_cost: None,
-                    cache_creation_input_tokens_total_cost: None,
+                    prompt_tokens_total_cost: priced(u.cost.input),
+                    completion_tokens_total_cost: priced(u.cost.output),
+                    cache_read_input_tokens_total_cost: priced(u.cost.cache_read),
+                    cache_creation_input_tokens_total_cost: priced(u.cost.cache_creation),
                 },
             )
         })

@@ -262,6 +262,37 @@ pub struct CallRow {
     pub wb_run_step_end: Option<i64>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub latency_ms: Option<f64>,
+    /// The call's usage rows, when the query asked for them (see [`USAGE_COLUMN`]).
+    #[sqlx(default)]
+    pub usage_rows: Option<Value>,
+}
+
+/// An extra column with a call's usage rows, as `[[model, requests, input, output, total,
+/// cache_read, cache_creation], ...]`; [`CallRow::usage`] reads it back.
+pub const USAGE_COLUMN: &str = ", (select coalesce(jsonb_agg(jsonb_build_array(u.model, u.requests, u.input_tokens, \
+     u.output_tokens, u.total_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens)), '[]'::jsonb) \
+     from call_usage u where u.project_id = c.project_id and u.call_id = c.id) as usage_rows";
+
+impl CallRow {
+    /// The usage rows selected with [`USAGE_COLUMN`] (none when it was not selected).
+    pub fn usage(&self) -> Vec<UsageRow> {
+        let Some(Value::Array(rows)) = &self.usage_rows else { return Vec::new() };
+        rows.iter()
+            .filter_map(|row| {
+                let row = row.as_array()?;
+                let int = |i: usize| row.get(i).and_then(Value::as_i64).unwrap_or(0);
+                Some(UsageRow {
+                    model: row.first()?.as_str()?.to_string(),
+                    requests: int(1),
+                    input_tokens: int(2),
+                    output_tokens: int(3),
+                    total_tokens: int(4),
+                    cache_read_input_tokens: int(5),
+                    cache_creation_input_tokens: int(6),
+                })
+            })
+            .collect()
+    }
 }
 
 /// The columns of [`CallRow`], for the calls table aliased `c`.
@@ -269,10 +300,16 @@ pub const CALL_COLUMNS: &str = "c.project_id, c.id, c.trace_id, c.parent_id, c.t
      c.display_name, c.started_at, c.ended_at, c.exception, c.attributes, c.inputs, c.output, c.summary, \
      c.wb_user_id, c.wb_run_id, c.wb_run_step, c.wb_run_step_end, c.deleted_at, c.latency_ms";
 
-/// A call that has started and is not deleted.
-pub async fn read(db: impl PgExecutor<'_>, project: &str, id: &str) -> Result<Option<CallRow>, sqlx::Error> {
+/// A call that has started and is not deleted (with its usage rows when `with_usage`).
+pub async fn read(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    id: &str,
+    with_usage: bool,
+) -> Result<Option<CallRow>, sqlx::Error> {
+    let usage = if with_usage { USAGE_COLUMN } else { "" };
     sqlx::query_as(&format!(
-        "select {CALL_COLUMNS} from calls c
+        "select {CALL_COLUMNS}{usage} from calls c
          where c.project_id = $1 and c.id = $2 and c.started_at is not null and c.deleted_at is null"
     ))
     .bind(project)
@@ -361,9 +398,11 @@ pub fn stream_query(
     sort: &[(SortKey, bool)],
     limit: Option<i64>,
     offset: Option<i64>,
+    with_usage: bool,
 ) -> QueryBuilder<'static, Postgres> {
+    let usage = if with_usage { USAGE_COLUMN } else { "" };
     let mut qb: QueryBuilder<'static, Postgres> =
-        QueryBuilder::new(format!("select {CALL_COLUMNS} from calls c where c.project_id = "));
+        QueryBuilder::new(format!("select {CALL_COLUMNS}{usage} from calls c where c.project_id = "));
     qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
     super::filter::push_conditions(&mut qb, "c", selection);
     qb.push(" order by ");

@@ -14,6 +14,8 @@ pub mod calls;
 pub mod filter;
 /// API keys.
 pub mod keys;
+/// The price table.
+pub mod prices;
 /// Query expressions → SQL.
 pub mod query;
 /// The rows `/calls/stats` aggregates.

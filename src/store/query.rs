@@ -90,76 +90,125 @@ enum Typed {
 /// Why a well-formed expression cannot be run (answered 400).
 pub type CompileError = String;
 
+/// The table a query selects from, which decides the fields it may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `calls`: the fields of API.md §7.2.
+    Calls,
+    /// `llm_token_prices`: the price row's fields (`/cost/query`, `/cost/purge`).
+    Prices,
+}
+
 /// Compile a query; unknown fields and unreadable datetime literals are errors.
-pub fn compile(query: &Query) -> Result<Condition, CompileError> {
-    for field in crate::domain::query::fields(&query.expr) {
-        if FieldRef::resolve(field).is_none() {
-            return Err(format!("Field {field} is not allowed"));
-        }
+pub fn compile(query: &Query, target: Target) -> Result<Condition, CompileError> {
+    for name in crate::domain::query::fields(&query.expr) {
+        resolve(name, target)?;
     }
-    operation(&query.expr)
+    Compiler { target }.operation(&query.expr)
 }
 
-/// A boolean condition that is never SQL null (so `$not` of "no match" matches).
-fn operation(op: &Operation) -> Result<Condition, CompileError> {
-    Ok(match op {
-        Operation::And(ops) | Operation::Or(ops) => {
-            let joiner = if matches!(op, Operation::And(_)) { " and " } else { " or " };
-            let mut out = Condition::sql("(");
-            for (i, op) in ops.iter().enumerate() {
-                if i > 0 {
-                    out = out.and_sql(joiner);
+fn resolve(name: &str, target: Target) -> Result<Typed, CompileError> {
+    let not_allowed = || format!("Field {name} is not allowed");
+    match target {
+        Target::Calls => FieldRef::resolve(name).map(field).ok_or_else(not_allowed),
+        Target::Prices => price_field(name).ok_or_else(not_allowed),
+    }
+}
+
+fn price_field(name: &str) -> Option<Typed> {
+    const TEXT: [&str; 8] = [
+        "id",
+        "pricing_level",
+        "pricing_level_id",
+        "provider_id",
+        "llm_id",
+        "prompt_token_cost_unit",
+        "completion_token_cost_unit",
+        "created_by",
+    ];
+    const NUMBER: [&str; 4] = [
+        "prompt_token_cost",
+        "completion_token_cost",
+        "cache_read_input_token_cost",
+        "cache_creation_input_token_cost",
+    ];
+    const TIME: [&str; 2] = ["effective_date", "created_at"];
+    let column = |c: &'static str| Condition(vec![Piece::Column(c)]);
+    if let Some(c) = TEXT.iter().find(|c| **c == name) {
+        return Some(Typed::Text(column(c)));
+    }
+    if let Some(c) = NUMBER.iter().find(|c| **c == name) {
+        return Some(Typed::Number(column(c).and_sql("::numeric")));
+    }
+    TIME.iter().find(|c| **c == name).map(|c| Typed::Time(column(c)))
+}
+
+struct Compiler {
+    target: Target,
+}
+
+impl Compiler {
+    /// A boolean condition that is never SQL null (so `$not` of "no match" matches).
+    fn operation(&self, op: &Operation) -> Result<Condition, CompileError> {
+        Ok(match op {
+            Operation::And(ops) | Operation::Or(ops) => {
+                let joiner = if matches!(op, Operation::And(_)) { " and " } else { " or " };
+                let mut out = Condition::sql("(");
+                for (i, op) in ops.iter().enumerate() {
+                    if i > 0 {
+                        out = out.and_sql(joiner);
+                    }
+                    out = out.then(self.operation(op)?);
                 }
-                out = out.then(operation(op)?);
+                out.and_sql(")")
             }
-            out.and_sql(")")
-        }
-        Operation::Not(inner) => Condition::wrap("(not ", operation(inner)?, ")"),
-        Operation::Compare(cmp, a, b) => {
-            Condition::wrap("coalesce(", compare(*cmp, operand(a)?, operand(b)?)?, ", false)")
-        }
-        Operation::In(a, list) => {
-            let a = operand(a)?;
-            let mut out = Condition::sql("(false");
-            for item in list {
-                out = out
-                    .and_sql(" or coalesce(")
-                    .then(compare(Comparison::Eq, a.clone(), operand(item)?)?)
-                    .and_sql(", false)");
+            Operation::Not(inner) => Condition::wrap("(not ", self.operation(inner)?, ")"),
+            Operation::Compare(cmp, a, b) => {
+                Condition::wrap("coalesce(", compare(*cmp, self.operand(a)?, self.operand(b)?)?, ", false)")
             }
-            out.and_sql(")")
-        }
-        Operation::Contains { input, substr, case_insensitive } => {
-            let (haystack, needle) = (as_text(operand(input)?), as_text(operand(substr)?));
-            let (open, close) = if *case_insensitive { ("lower(", ")") } else { ("(", ")") };
-            Condition::sql("coalesce(strpos(")
-                .then(Condition::wrap(open, haystack, close))
-                .and_sql(", ")
-                .then(Condition::wrap(open, needle, close))
-                .and_sql(") > 0, false)")
-        }
-    })
-}
+            Operation::In(a, list) => {
+                let a = self.operand(a)?;
+                let mut out = Condition::sql("(false");
+                for item in list {
+                    out = out
+                        .and_sql(" or coalesce(")
+                        .then(compare(Comparison::Eq, a.clone(), self.operand(item)?)?)
+                        .and_sql(", false)");
+                }
+                out.and_sql(")")
+            }
+            Operation::Contains { input, substr, case_insensitive } => {
+                let (haystack, needle) = (as_text(self.operand(input)?), as_text(self.operand(substr)?));
+                let (open, close) = if *case_insensitive { ("lower(", ")") } else { ("(", ")") };
+                Condition::sql("coalesce(strpos(")
+                    .then(Condition::wrap(open, haystack, close))
+                    .and_sql(", ")
+                    .then(Condition::wrap(open, needle, close))
+                    .and_sql(") > 0, false)")
+            }
+        })
+    }
 
-fn operand(operand: &Operand) -> Result<Typed, CompileError> {
-    Ok(match operand {
-        Operand::Literal(value) => literal(value),
-        Operand::Field(name) => field(FieldRef::resolve(name).ok_or_else(|| format!("Field {name} is not allowed"))?),
-        Operand::Convert(inner, to) => {
-            let inner = self::operand(inner)?;
-            match to {
-                ConvertTo::Exists => Typed::Bool(match inner {
-                    Typed::Null => Condition::sql("false"),
-                    other => Condition::wrap("(", sql_of(other), " is not null)"),
-                }),
-                ConvertTo::Double => Typed::Number(as_number(inner)),
-                ConvertTo::Int => Typed::Number(Condition::wrap("trunc(", as_number(inner), ")")),
-                ConvertTo::Bool => Typed::Bool(as_bool(inner)),
-                ConvertTo::String => Typed::Text(as_text(inner)),
+    fn operand(&self, operand: &Operand) -> Result<Typed, CompileError> {
+        Ok(match operand {
+            Operand::Literal(value) => literal(value),
+            Operand::Field(name) => resolve(name, self.target)?,
+            Operand::Convert(inner, to) => {
+                let inner = self.operand(inner)?;
+                match to {
+                    ConvertTo::Exists => Typed::Bool(match inner {
+                        Typed::Null => Condition::sql("false"),
+                        other => Condition::wrap("(", sql_of(other), " is not null)"),
+                    }),
+                    ConvertTo::Double => Typed::Number(as_number(inner)),
+                    ConvertTo::Int => Typed::Number(Condition::wrap("trunc(", as_number(inner), ")")),
+                    ConvertTo::Bool => Typed::Bool(as_bool(inner)),
+                    ConvertTo::String => Typed::Text(as_text(inner)),
+                }
             }
-        }
-        Operand::Op(op) => Typed::Bool(operation(op)?),
-    })
+            Operand::Op(op) => Typed::Bool(self.operation(op)?),
+        })
+    }
 }
 
 fn literal(value: &Value) -> Typed {

@@ -9,6 +9,7 @@ use super::filter::Selection;
 pub struct CallLink {
     pub id: String,
     pub parent_id: Option<String>,
+    pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
 }
 
@@ -34,7 +35,7 @@ pub async fn select_calls(
     limit: i64,
 ) -> Result<Vec<CallLink>, sqlx::Error> {
     let mut qb: QueryBuilder<Postgres> =
-        QueryBuilder::new("select c.id, c.parent_id, c.ended_at from calls c where c.project_id = ");
+        QueryBuilder::new("select c.id, c.parent_id, c.started_at, c.ended_at from calls c where c.project_id = ");
     qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
     super::filter::push_conditions(&mut qb, "c", selection);
     qb.push(r#" order by c.started_at, c.id collate "C" limit "#).push_bind(limit);
@@ -86,7 +87,7 @@ pub async fn calls_of_traces(
     trace_ids: &[String],
 ) -> Result<Vec<CallLink>, sqlx::Error> {
     sqlx::query_as(
-        "select id, parent_id, ended_at from calls
+        "select id, parent_id, started_at, ended_at from calls
          where project_id = $1 and trace_id = any($2) and started_at is not null and deleted_at is null",
     )
     .bind(project)

@@ -2,6 +2,7 @@
 //! the real router. One test binary, so the suite links once.
 mod auth;
 mod calls;
+mod costs;
 mod errors;
 mod expr;
 mod filters;

@@ -88,6 +88,14 @@ async fn ingest_and_check(pool: PgPool, env: &[(&str, &str)]) {
     assert_eq!(root_usage["claude-3-5-sonnet"]["total_tokens"], 10);
     assert_eq!(out["trace_usage"]["call_usage"]["tool"], serde_json::json!({}));
     assert_eq!(out["calls_usage"]["call_usage"]["llm-1"]["claude-3-5-sonnet"]["completion_tokens"], 3);
+    assert_eq!(out["cost_ids"][0][1], "gpt-4o");
+    // gpt-4o in the trace: 10 prompt tokens at 0.5, 5 completion tokens at 0.25.
+    let priced = &out["priced"]["call_usage"]["root"]["gpt-4o"];
+    assert_eq!(
+        (priced["prompt_tokens_total_cost"].clone(), priced["completion_tokens_total_cost"].clone()),
+        (serde_json::json!(5.0), serde_json::json!(1.25))
+    );
+    assert_eq!(out["cost_query"]["results"][0]["prompt_token_cost"], 0.5);
     let usage: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
         "select call_id, model, input_tokens, output_tokens, total_tokens from call_usage where project_id = 'acme/client' order by call_id",
     )

@@ -56,6 +56,10 @@ def main() -> None:
     })]
     trace_usage = server.trace_usage({"project_id": PROJECT, "filter": {"trace_ids": [trace]}})
     calls_usage = server.calls_usage({"project_id": PROJECT, "call_ids": ["llm-1"]})
+    created = server.cost_create({"project_id": PROJECT, "costs": {"gpt-4o": {
+        "prompt_token_cost": 0.5, "completion_token_cost": 0.25, "effective_date": "2020-01-01T00:00:00Z"}}})
+    priced = server.calls_usage({"project_id": PROJECT, "call_ids": ["root"], "include_costs": True})
+    queried = server.cost_query({"project_id": PROJECT, "query": {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": created.ids[0][0]}]}}})
     json.dump({
         "server_info": info.model_dump(mode="json") if hasattr(info, "model_dump") else dict(info),
         "calls": read,
@@ -63,6 +67,9 @@ def main() -> None:
         "streamed": streamed,
         "trace_usage": trace_usage.model_dump(mode="json"),
         "calls_usage": calls_usage.model_dump(mode="json"),
+        "cost_ids": created.ids,
+        "priced": priced.model_dump(mode="json"),
+        "cost_query": queried.model_dump(mode="json"),
     }, sys.stdout)
 
 

@@ -1,0 +1,207 @@
+//! Costs (API.md §6): which price applies to a usage row, and what the row costs.
+//!
+//! Prices are few (the shipped defaults plus a project's own rows), so a project's whole price
+//! book is loaded once per request and every usage row is priced here, in memory, rather than
+//! by a lateral join per row in SQL.
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+/// One row of the price table, USD per token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Price {
+    pub id: String,
+    pub llm_id: String,
+    pub provider_id: String,
+    pub pricing_level: String,
+    pub pricing_level_id: String,
+    pub prompt_token_cost: f64,
+    pub completion_token_cost: f64,
+    pub cache_read_input_token_cost: f64,
+    pub cache_creation_input_token_cost: f64,
+    pub prompt_token_cost_unit: String,
+    pub completion_token_cost_unit: String,
+    pub effective_date: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+impl Price {
+    fn is_project(&self) -> bool {
+        self.pricing_level == "project"
+    }
+}
+
+/// The prices that apply to one project: its own rows and the defaults, by `llm_id`.
+#[derive(Debug, Clone, Default)]
+pub struct PriceBook {
+    by_llm: HashMap<String, Vec<Price>>,
+}
+
+impl PriceBook {
+    pub fn new(prices: Vec<Price>) -> Self {
+        let mut by_llm: HashMap<String, Vec<Price>> = HashMap::new();
+        for price in prices {
+            by_llm.entry(price.llm_id.clone()).or_default().push(price);
+        }
+        Self { by_llm }
+    }
+
+    /// The price of `model` for a call that started at `started_at`: candidates are the rows
+    /// for the model itself, else for its base name; among them effective ones first
+    /// (`effective_date ≤ started_at`), then project before default, then the latest date.
+    pub fn price_for(&self, model: &str, started_at: DateTime<Utc>) -> Option<&Price> {
+        let candidates = self.by_llm.get(model).or_else(|| self.by_llm.get(base_name(model)))?;
+        candidates.iter().max_by(|a, b| {
+            let key = |p: &Price| (p.effective_date <= started_at, p.is_project(), p.effective_date);
+            key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
+        })
+    }
+}
+
+/// A model name without a `provider/` prefix and without a trailing date (`-YYYY-MM-DD` or
+/// `-YYYYMMDD`): `openai/gpt-4o-2024-08-06` → `gpt-4o`.
+pub fn base_name(model: &str) -> &str {
+    let name = model.rsplit_once('/').map_or(model, |(_, name)| name);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(stem) = name.len().checked_sub(11).and_then(|i| name.get(..i)) {
+        let tail = &name[stem.len()..];
+        let parts: Vec<&str> = tail.split('-').collect();
+        if let ["", y, m, d] = parts.as_slice() {
+            if y.len() == 4 && m.len() == 2 && d.len() == 2 && digits(y) && digits(m) && digits(d) {
+                return stem;
+            }
+        }
+    }
+    if let Some(stem) = name.len().checked_sub(9).and_then(|i| name.get(..i)) {
+        let tail = &name[stem.len()..];
+        if tail.starts_with('-') && tail.len() == 9 && digits(&tail[1..]) {
+            return stem;
+        }
+    }
+    name
+}
+
+/// Token counts of one usage row, as costs need them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tokens {
+    pub input: i64,
+    pub output: i64,
+    pub cache_read: i64,
+    pub cache_creation: i64,
+}
+
+/// What one usage row costs, in USD.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cost {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_creation: f64,
+}
+
+impl Cost {
+    pub fn total(&self) -> f64 {
+        self.input + self.output + self.cache_read + self.cache_creation
+    }
+
+    pub fn add(&mut self, other: &Cost) {
+        self.input += other.input;
+        self.output += other.output;
+        self.cache_read += other.cache_read;
+        self.cache_creation += other.cache_creation;
+    }
+}
+
+/// The cost of a usage row at a price; no price costs 0 (and the row counts as unpriced).
+/// Cached tokens are billed at their own rates, so the input rate applies only to the rest,
+/// never to a negative count.
+pub fn cost(tokens: Tokens, price: Option<&Price>) -> Cost {
+    let Some(price) = price else { return Cost::default() };
+    let uncached = tokens.input.saturating_sub(tokens.cache_read).saturating_sub(tokens.cache_creation).max(0);
+    Cost {
+        input: uncached as f64 * price.prompt_token_cost,
+        output: tokens.output as f64 * price.completion_token_cost,
+        cache_read: tokens.cache_read as f64 * price.cache_read_input_token_cost,
+        cache_creation: tokens.cache_creation as f64 * price.cache_creation_input_token_cost,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn price(id: &str, llm: &str, level: &str, effective: &str, prompt: f64) -> Price {
+        Price {
+            id: id.into(),
+            llm_id: llm.into(),
+            provider_id: "p".into(),
+            pricing_level: level.into(),
+            pricing_level_id: if level == "project" { "acme/app".into() } else { "default".into() },
+            prompt_token_cost: prompt,
+            completion_token_cost: 0.0,
+            cache_read_input_token_cost: 0.0,
+            cache_creation_input_token_cost: 0.0,
+            prompt_token_cost_unit: "USD".into(),
+            completion_token_cost_unit: "USD".into(),
+            effective_date: at(effective),
+            created_at: at(effective),
+            created_by: "t".into(),
+        }
+    }
+
+    #[test]
+    fn base_names_drop_the_provider_prefix_and_a_trailing_date() {
+        assert_eq!(base_name("openai/gpt-4o-2024-08-06"), "gpt-4o");
+        assert_eq!(base_name("claude-3-5-sonnet-20241022"), "claude-3-5-sonnet");
+        assert_eq!(base_name("gpt-4o"), "gpt-4o");
+        assert_eq!(base_name("bedrock/anthropic/claude-3-haiku"), "claude-3-haiku");
+        assert_eq!(base_name("model-2024-8-06"), "model-2024-8-06");
+        assert_eq!(base_name("x-12345678"), "x");
+        assert_eq!(base_name("-20240101"), "");
+    }
+
+    #[test]
+    fn effective_prices_win_then_project_then_latest() {
+        let book = PriceBook::new(vec![
+            price("d1", "m", "default", "2024-01-01T00:00:00Z", 1.0),
+            price("d2", "m", "default", "2025-01-01T00:00:00Z", 2.0),
+            price("p1", "m", "project", "2024-06-01T00:00:00Z", 3.0),
+            price("p2", "m", "project", "2026-01-01T00:00:00Z", 4.0),
+        ]);
+        assert_eq!(book.price_for("m", at("2025-06-01T00:00:00Z")).unwrap().id, "p1");
+        assert_eq!(book.price_for("m", at("2024-03-01T00:00:00Z")).unwrap().id, "d1");
+        assert_eq!(book.price_for("m", at("2026-06-01T00:00:00Z")).unwrap().id, "p2");
+        // Nothing effective yet: project first, then the latest date.
+        assert_eq!(book.price_for("m", at("2023-01-01T00:00:00Z")).unwrap().id, "p2");
+        assert!(book.price_for("other", at("2025-01-01T00:00:00Z")).is_none());
+    }
+
+    #[test]
+    fn a_dated_or_prefixed_model_falls_back_to_its_base_name_only_without_its_own_rows() {
+        let book = PriceBook::new(vec![
+            price("base", "gpt-4o", "default", "2024-01-01T00:00:00Z", 1.0),
+            price("own", "gpt-4o-2024-08-06", "default", "2024-01-01T00:00:00Z", 2.0),
+        ]);
+        let t = at("2025-01-01T00:00:00Z");
+        assert_eq!(book.price_for("openai/gpt-4o-2024-05-13", t).unwrap().id, "base");
+        assert_eq!(book.price_for("gpt-4o-2024-08-06", t).unwrap().id, "own");
+    }
+
+    #[test]
+    fn cache_tokens_are_billed_apart_and_input_cost_is_never_negative() {
+        let mut p = price("p", "m", "default", "2024-01-01T00:00:00Z", 1.0);
+        p.completion_token_cost = 2.0;
+        p.cache_read_input_token_cost = 0.5;
+        p.cache_creation_input_token_cost = 0.25;
+        let c = cost(Tokens { input: 100, output: 10, cache_read: 30, cache_creation: 20 }, Some(&p));
+        assert_eq!((c.input, c.output, c.cache_read, c.cache_creation, c.total()), (50.0, 20.0, 15.0, 5.0, 90.0));
+        let over = cost(Tokens { input: 10, output: 0, cache_read: 30, cache_creation: 0 }, Some(&p));
+        assert_eq!((over.input, over.cache_read), (0.0, 15.0));
+        assert_eq!(cost(Tokens { input: 10, ..Default::default() }, None), Cost::default());
+    }
+}

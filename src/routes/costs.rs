@@ -1,0 +1,299 @@
+//! The price table (API.md §6): `/cost/create`, `/cost/query`, `/cost/purge`.
+use std::collections::{BTreeMap, HashSet};
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::calls::Empty;
+use super::extract::{AppJson, Caller};
+use super::query::{SortBy, SortDirection};
+use crate::domain::costs::{self, Price, PriceBook, Tokens};
+use crate::domain::query::Query;
+use crate::domain::usage::UsageRow;
+use crate::domain::{ProjectId, Timestamp};
+use crate::error::{ApiError, Result, ValidationDetail};
+use crate::store::prices::{self as prices_store, NewPrice};
+use crate::store::query::{compile, Target};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_costs)).routes(routes!(query_costs)).routes(routes!(purge_costs))
+}
+
+/// One model's price, USD per token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CostInput {
+    pub prompt_token_cost: f64,
+    pub completion_token_cost: f64,
+    #[serde(default)]
+    pub cache_read_input_token_cost: Option<f64>,
+    #[serde(default)]
+    pub cache_creation_input_token_cost: Option<f64>,
+    /// Default: now.
+    #[serde(default)]
+    pub effective_date: Option<Timestamp>,
+    /// Default: `default`.
+    #[serde(default)]
+    pub provider_id: Option<String>,
+    #[serde(default)]
+    pub prompt_token_cost_unit: Option<String>,
+    #[serde(default)]
+    pub completion_token_cost_unit: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CostCreateReq {
+    pub project_id: ProjectId,
+    /// Prices by model (`llm_id`).
+    pub costs: BTreeMap<String, CostInput>,
+    /// Accepted and ignored: the key's user is recorded as `created_by`.
+    #[serde(default)]
+    pub wb_user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CostCreateRes {
+    /// `[id, llm_id]` for each row created.
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub ids: Vec<(String, String)>,
+}
+
+/// Add project-level prices.
+#[utoipa::path(post, path = "/cost/create", request_body = CostCreateReq, tag = "costs",
+    responses((status = 200, body = CostCreateRes)))]
+async fn create_costs(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<CostCreateReq>,
+) -> Result<Json<CostCreateRes>> {
+    caller.authorize(&req.project_id)?;
+    let mut problems = Vec::new();
+    let mut prices = Vec::new();
+    for (llm_id, input) in req.costs {
+        if llm_id.is_empty() || llm_id.len() > crate::domain::call::MAX_OP_NAME_BYTES {
+            problems.push(ValidationDetail::value_error(
+                &["costs"],
+                "Value error, llm_id must be 1 to 1024 bytes",
+                json!(llm_id),
+            ));
+        }
+        let rates = [
+            ("prompt_token_cost", Some(input.prompt_token_cost)),
+            ("completion_token_cost", Some(input.completion_token_cost)),
+            ("cache_read_input_token_cost", input.cache_read_input_token_cost),
+            ("cache_creation_input_token_cost", input.cache_creation_input_token_cost),
+        ];
+        for (name, rate) in rates {
+            if let Some(rate) = rate.filter(|r| !r.is_finite() || *r < 0.0) {
+                problems.push(ValidationDetail::value_error(
+                    &["costs", &llm_id, name],
+                    "Value error, a price is a number ≥ 0",
+                    json!(rate),
+                ));
+            }
+        }
+        prices.push(NewPrice {
+            id: uuid::Uuid::now_v7().to_string(),
+            provider_id: input.provider_id.unwrap_or_else(|| "default".into()),
+            prompt_token_cost: input.prompt_token_cost,
+            completion_token_cost: input.completion_token_cost,
+            cache_read_input_token_cost: input.cache_read_input_token_cost.unwrap_or(0.0),
+            cache_creation_input_token_cost: input.cache_creation_input_token_cost.unwrap_or(0.0),
+            prompt_token_cost_unit: input.prompt_token_cost_unit.unwrap_or_else(|| "USD".into()),
+            completion_token_cost_unit: input.completion_token_cost_unit.unwrap_or_else(|| "USD".into()),
+            effective_date: input.effective_date.unwrap_or_else(Timestamp::now).0,
+            llm_id,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let mut tx = state.db.begin().await?;
+    prices_store::create(&mut tx, req.project_id.as_str(), &caller.0.user_id, &prices).await?;
+    tx.commit().await?;
+    Ok(Json(CostCreateRes { ids: prices.into_iter().map(|p| (p.id, p.llm_id)).collect() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CostQueryReq {
+    pub project_id: ProjectId,
+    /// Keys to return (default: all).
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A query expression over the price fields.
+    #[serde(default)]
+    pub query: Option<Query>,
+    #[serde(default)]
+    pub sort_by: Option<Vec<SortBy>>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CostQueryRes {
+    #[schema(value_type = Vec<Object>)]
+    pub results: Vec<Map<String, Value>>,
+}
+
+const PRICE_COLUMNS: [&str; 14] = [
+    "id",
+    "llm_id",
+    "provider_id",
+    "pricing_level",
+    "pricing_level_id",
+    "prompt_token_cost",
+    "completion_token_cost",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "prompt_token_cost_unit",
+    "completion_token_cost_unit",
+    "effective_date",
+    "created_at",
+    "created_by",
+];
+
+/// The project's prices and the defaults that apply to it.
+#[utoipa::path(post, path = "/cost/query", request_body = CostQueryReq, tag = "costs",
+    responses((status = 200, body = CostQueryRes)))]
+async fn query_costs(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<CostQueryReq>,
+) -> Result<Json<CostQueryRes>> {
+    caller.authorize(&req.project_id)?;
+    let problems: Vec<ValidationDetail> = [("limit", req.limit), ("offset", req.offset)]
+        .into_iter()
+        .filter_map(|(field, value)| value.and_then(|v| ValidationDetail::at_least(field, v, 0)))
+        .collect();
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let condition = req.query.as_ref().map(|q| compile(q, Target::Prices)).transpose().map_err(ApiError::BadRequest)?;
+    let sort = req
+        .sort_by
+        .unwrap_or_default()
+        .iter()
+        .map(|s| match PRICE_COLUMNS.iter().find(|c| **c == s.field) {
+            Some(column) => Ok((*column, matches!(s.direction, SortDirection::Desc))),
+            None => Err(ApiError::BadRequest(format!("Field {} is not allowed", s.field))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let prices =
+        prices_store::query(&state.db, req.project_id.as_str(), condition.as_ref(), &sort, req.limit, req.offset)
+            .await?;
+    let keep: Option<HashSet<String>> = req.fields.map(|f| f.into_iter().collect());
+    let results = prices
+        .iter()
+        .map(|price| {
+            let mut out = price_json(price);
+            if let Some(keep) = &keep {
+                out.retain(|k, _| keep.contains(k));
+            }
+            out
+        })
+        .collect();
+    Ok(Json(CostQueryRes { results }))
+}
+
+/// A price row as the API shows it.
+pub fn price_json(p: &Price) -> Map<String, Value> {
+    let value = json!({
+        "id": p.id, "llm_id": p.llm_id, "provider_id": p.provider_id, "pricing_level": p.pricing_level,
+        "pricing_level_id": p.pricing_level_id, "prompt_token_cost": p.prompt_token_cost,
+        "completion_token_cost": p.completion_token_cost, "cache_read_input_token_cost": p.cache_read_input_token_cost,
+        "cache_creation_input_token_cost": p.cache_creation_input_token_cost,
+        "prompt_token_cost_unit": p.prompt_token_cost_unit, "completion_token_cost_unit": p.completion_token_cost_unit,
+        "effective_date": Timestamp::from(p.effective_date), "created_at": Timestamp::from(p.created_at),
+        "created_by": p.created_by,
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CostPurgeReq {
+    pub project_id: ProjectId,
+    /// Which of the project's own prices to delete.
+    pub query: Query,
+}
+
+/// Delete project-level prices matching a query (defaults are never deleted).
+#[utoipa::path(post, path = "/cost/purge", request_body = CostPurgeReq, tag = "costs",
+    responses((status = 200, body = Empty)))]
+async fn purge_costs(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<CostPurgeReq>,
+) -> Result<Json<Empty>> {
+    caller.authorize(&req.project_id)?;
+    let condition = compile(&req.query, Target::Prices).map_err(ApiError::BadRequest)?;
+    prices_store::purge(&state.db, req.project_id.as_str(), &condition).await?;
+    Ok(Json(Empty {}))
+}
+
+/// `summary.weave.costs` of one call: per model, its usage, the price chosen for it (null
+/// rates and `"unpriced": true` when there is none) and what it cost.
+pub fn call_costs(usage: &[UsageRow], started_at: chrono::DateTime<chrono::Utc>, book: &PriceBook) -> Value {
+    let mut out = Map::new();
+    for row in usage {
+        let price = book.price_for(&row.model, started_at);
+        let tokens = Tokens {
+            input: row.input_tokens,
+            output: row.output_tokens,
+            cache_read: row.cache_read_input_tokens,
+            cache_creation: row.cache_creation_input_tokens,
+        };
+        let cost = costs::cost(tokens, price);
+        let mut entry = json!({
+            "requests": row.requests, "prompt_tokens": row.input_tokens, "completion_tokens": row.output_tokens,
+            "total_tokens": row.total_tokens, "cache_read_input_tokens": row.cache_read_input_tokens,
+            "cache_creation_input_tokens": row.cache_creation_input_tokens,
+            "prompt_tokens_total_cost": cost.input, "completion_tokens_total_cost": cost.output,
+            "cache_read_input_tokens_total_cost": cost.cache_read,
+            "cache_creation_input_tokens_total_cost": cost.cache_creation, "total_cost": cost.total(),
+            "unpriced": price.is_none(),
+        });
+        let rates = match price {
+            Some(p) => json!({
+                "price_id": p.id, "llm_id": p.llm_id, "provider_id": p.provider_id, "pricing_level": p.pricing_level,
+                "pricing_level_id": p.pricing_level_id, "prompt_token_cost": p.prompt_token_cost,
+                "completion_token_cost": p.completion_token_cost,
+                "cache_read_input_token_cost": p.cache_read_input_token_cost,
+                "cache_creation_input_token_cost": p.cache_creation_input_token_cost,
+                "prompt_token_cost_unit": p.prompt_token_cost_unit,
+                "completion_token_cost_unit": p.completion_token_cost_unit,
+                "effective_date": Timestamp::from(p.effective_date),
+            }),
+            None => json!({
+                "price_id": null, "llm_id": null, "provider_id": null, "pricing_level": null, "pricing_level_id": null,
+                "prompt_token_cost": null, "completion_token_cost": null, "cache_read_input_token_cost": null,
+                "cache_creation_input_token_cost": null, "prompt_token_cost_unit": null,
+                "completion_token_cost_unit": null, "effective_date": null,
+            }),
+        };
+        if let (Value::Object(entry), Value::Object(rates)) = (&mut entry, rates) {
+            entry.extend(rates);
+        }
+        out.insert(row.model.clone(), entry);
+    }
+    Value::Object(out)
+}
+
+/// Put `costs` under `summary.weave.costs` of a call.
+pub fn attach_costs(call: &mut crate::domain::call::Call, costs: Value) {
+    if let Some(weave) = call.summary.get_mut("weave").and_then(Value::as_object_mut) {
+        weave.insert("costs".into(), costs);
+    }
+}
