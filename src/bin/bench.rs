@@ -1,0 +1,516 @@
+//! The benchmark of issue 6: generate a realistic project, ingest it through the HTTP API, then
+//! time the dashboard questions against this server and against straightforward SQL on a plain
+//! schema (one `calls` table with a JSONB `summary`), on the same Postgres and the same data.
+//!
+//! It makes its own database (`wts_bench_<unix time>`, dropped afterwards unless `--keep`),
+//! serves the app in-process on 127.0.0.1, and drives it over real HTTP with several clients.
+//! Output: a table on stdout and the same figures as JSON under `bench/results/`.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{header, Method, Request, StatusCode};
+use base64::Engine;
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgPool};
+use weave_trace_server::{app, keys, store, AppState, Settings};
+
+/// Benchmark weave-trace-server against plain SQL.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Calls to generate and ingest.
+    #[arg(long, default_value_t = 100_000)]
+    calls: usize,
+    /// Smoke mode: 10,000 calls, 5 runs per question (for CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Concurrent ingestion clients.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Timed runs per question (p50 and p95 are over these).
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Also time the dashboard request when the project reaches these sizes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100000,300000")]
+    checkpoints: Vec<usize>,
+    /// A Postgres database the benchmark may create databases from.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+    /// Where the JSON results go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Keep the benchmark database afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+const PROJECT: &str = "bench/dashboard";
+const WINDOW_DAYS: i64 = 30;
+const CALLS_PER_BATCH: usize = 500;
+const MODELS: [&str; 5] = [
+    "gpt-4o",
+    "claude-3-5-sonnet-20241022",
+    "gemini-2.5-pro",
+    "mistral-large",
+    "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+];
+
+fn window_start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-01-02T00:00:00Z").unwrap().to_utc()
+}
+
+fn window_end() -> DateTime<Utc> {
+    window_start() + TimeDelta::days(WINDOW_DAYS)
+}
+
+/// A small deterministic hash (SplitMix64), so every call is a pure function of its position.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn draw(trace: u64, call: u64, salt: u64) -> u64 {
+    mix(mix(trace.wrapping_mul(1_000_003) ^ call).wrapping_add(salt))
+}
+
+/// Trace sizes: mostly 1–50 calls, plus a few of 10,000 (fewer and smaller in small runs).
+fn trace_sizes(calls: usize) -> Vec<usize> {
+    let big = if calls >= 100_000 { 3 } else { 1 };
+    let big_size = (calls / 10).min(10_000);
+    let mut sizes = vec![big_size; big];
+    let mut total = big * big_size;
+    let mut t = 0u64;
+    while total < calls {
+        let size = (1 + draw(t, 0, 7) % 50) as usize;
+        let size = size.min(calls - total);
+        sizes.push(size);
+        total += size;
+        t += 1;
+    }
+    sizes
+}
+
+/// The start and end items of call `i` of trace `t` (of `size` calls).
+fn call_items(t: usize, i: usize, size: usize, out: &mut Vec<Value>) {
+    let (tu, iu) = (t as u64, i as u64);
+    let window = WINDOW_DAYS * 86_400 * 1_000_000;
+    let root_start = window_start() + TimeDelta::microseconds((draw(tu, 0, 1) % window as u64) as i64);
+    let started = root_start + TimeDelta::milliseconds((iu * 40) as i64 + (draw(tu, iu, 2) % 30) as i64);
+    let id = format!("t{t}-c{i}");
+    let parent = (i > 0).then(|| format!("t{t}-c{}", (i - 1) / 4));
+    let op = draw(tu, iu, 3) % 20;
+    let start = json!({"mode": "start", "req": {"start": {
+        "project_id": PROJECT, "id": id, "trace_id": format!("t{t}"), "parent_id": parent,
+        "op_name": format!("weave:///bench/dashboard/op/op{op}:v{}", 1 + draw(tu, iu, 4) % 3),
+        "started_at": started.to_rfc3339(), "attributes": {"env": "bench"}, "inputs": {"i": i, "size": size},
+    }}});
+    out.push(start);
+    if draw(tu, iu, 5) % 100 == 0 {
+        return; // ~1% still running
+    }
+    // Latency: mostly 50 ms – 2 s, with a long tail to 30 s.
+    let r = draw(tu, iu, 6) % 1000;
+    let latency_ms = if r < 950 { 50 + r * 2 } else { 2_000 + (r - 950) * 560 };
+    let ended = started + TimeDelta::microseconds((latency_ms * 1000 + draw(tu, iu, 8) % 1000) as i64);
+    let mut summary = json!({});
+    if i > 0 || size == 1 {
+        let model = MODELS[(draw(tu, iu, 9) % 5) as usize];
+        let (input, output) = (100 + draw(tu, iu, 10) % 4000, 10 + draw(tu, iu, 11) % 800);
+        let usage = match model {
+            "gpt-4o" | "mistral-large" => {
+                json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output, "requests": 1})
+            }
+            "claude-3-5-sonnet-20241022" => {
+                json!({"input_tokens": input, "output_tokens": output, "cache_read_input_tokens": input / 4, "requests": 1})
+            }
+            _ => json!({"prompt_tokens": input, "completion_tokens": output, "requests": 1}),
+        };
+        summary = json!({"usage": {model: usage}});
+    }
+    let exception = (draw(tu, iu, 12) % 50 == 0).then_some("RuntimeError: bench");
+    out.push(json!({"mode": "end", "req": {"end": {
+        "project_id": PROJECT, "id": format!("t{t}-c{i}"), "ended_at": ended.to_rfc3339(),
+        "exception": exception, "output": {"ok": true}, "summary": summary,
+    }}}));
+}
+
+/// Batches of at most `CALLS_PER_BATCH` calls: (trace, first call, last call exclusive) runs.
+fn batches(sizes: &[usize]) -> Vec<Vec<(usize, usize, usize)>> {
+    let mut batches = Vec::new();
+    let mut current = Vec::new();
+    let mut room = CALLS_PER_BATCH;
+    for (t, &size) in sizes.iter().enumerate() {
+        let mut first = 0;
+        while first < size {
+            let take = room.min(size - first);
+            current.push((t, first, first + take));
+            first += take;
+            room -= take;
+            if room == 0 {
+                batches.push(std::mem::take(&mut current));
+                room = CALLS_PER_BATCH;
+            }
+        }
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+struct Server {
+    client: HttpClient,
+    base: String,
+    auth: String,
+}
+
+impl Server {
+    async fn post(&self, path: &str, body: Bytes) -> (StatusCode, Bytes) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, &self.auth)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .unwrap();
+        let response = self.client.request(request).await.expect("request");
+        let status = response.status();
+        (status, response.into_body().collect().await.expect("body").to_bytes())
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> Value {
+        let (status, bytes) = self.post(path, Bytes::from(body.to_string())).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&bytes));
+        if path == "/calls/stream_query" {
+            return Value::Null;
+        }
+        serde_json::from_slice(&bytes).expect("json")
+    }
+}
+
+/// p50 and p95 of durations, in milliseconds.
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let at = |p: f64| {
+        let i = ((samples.len() - 1) as f64 * p).round() as usize;
+        samples[i].as_secs_f64() * 1000.0
+    };
+    (at(0.5), at(0.95))
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn dashboard_request(timezone: &str, filter: Option<Value>, days: i64, granularity: Option<i64>) -> Value {
+    json!({
+        "project_id": PROJECT, "start": (window_end() - TimeDelta::days(days)).to_rfc3339(), "end": window_end().to_rfc3339(),
+        "timezone": timezone, "granularity": granularity, "filter": filter,
+        "call_metrics": [
+            {"metric": "latency_ms", "aggregations": ["sum", "avg"], "percentiles": [50, 95, 99]},
+            {"metric": "call_count"}, {"metric": "error_count"},
+        ],
+        "usage_metrics": [{"metric": "input_tokens"}, {"metric": "output_tokens"}, {"metric": "total_tokens"}, {"metric": "total_cost"}],
+    })
+}
+
+/// The same question in plain SQL over `baseline_calls`: calls bucketed with date_trunc in the
+/// zone, `percentile_cont`, and usage read with `jsonb_each` at query time.
+fn baseline_dashboard(timezone: &str, op: Option<&str>, days: i64, unit: &str) -> Vec<String> {
+    let start = (window_end() - TimeDelta::days(days)).to_rfc3339();
+    let end = window_end().to_rfc3339();
+    let op = op.map_or(String::new(), |op| format!(" and op_name = '{op}'"));
+    let bucket = format!("date_trunc('{unit}', started_at at time zone '{timezone}')");
+    vec![
+        format!(
+            "select {bucket} as b, count(*), sum(extract(epoch from ended_at - started_at) * 1000),
+                    avg(extract(epoch from ended_at - started_at) * 1000),
+                    percentile_cont(array[0.5, 0.95, 0.99]) within group (order by extract(epoch from ended_at - started_at) * 1000),
+                    count(*) filter (where exception is not null)
+             from baseline_calls where project_id = '{PROJECT}' and deleted_at is null
+               and started_at >= '{start}' and started_at < '{end}'{op}
+             group by b order by b"
+        ),
+        format!(
+            "select {bucket} as b, u.key as model, count(*),
+                    sum(coalesce((u.value->>'prompt_tokens')::bigint, 0) + coalesce((u.value->>'input_tokens')::bigint, 0)),
+                    sum(coalesce((u.value->>'completion_tokens')::bigint, 0) + coalesce((u.value->>'output_tokens')::bigint, 0)),
+                    sum(coalesce((u.value->>'total_tokens')::bigint, 0)),
+                    sum((coalesce((u.value->>'prompt_tokens')::bigint, 0) + coalesce((u.value->>'input_tokens')::bigint, 0)) * coalesce(p.prompt_token_cost, 0)
+                        + (coalesce((u.value->>'completion_tokens')::bigint, 0) + coalesce((u.value->>'output_tokens')::bigint, 0)) * coalesce(p.completion_token_cost, 0))
+             from baseline_calls c cross join lateral jsonb_each(c.summary->'usage') u
+             left join baseline_prices p on p.llm_id = u.key
+             where c.project_id = '{PROJECT}' and c.deleted_at is null
+               and c.started_at >= '{start}' and c.started_at < '{end}'{op}
+             group by b, model order by b, model"
+        ),
+    ]
+}
+
+/// Descendant rollup in plain SQL: every (call, ancestor) pair by recursive CTE, usage by
+/// `jsonb_each`, summed per ancestor and model.
+fn baseline_rollup(trace_condition: &str) -> Vec<String> {
+    vec![format!(
+        "with recursive t as (select id, parent_id, summary from baseline_calls
+                              where project_id = '{PROJECT}' and deleted_at is null and {trace_condition}),
+              anc(id, ancestor) as (select id, id from t
+                                    union all select a.id, c.parent_id from anc a join t c on c.id = a.ancestor
+                                    where c.parent_id is not null and c.parent_id in (select id from t))
+         select a.ancestor, u.key, sum(coalesce((u.value->>'prompt_tokens')::bigint, 0) + coalesce((u.value->>'input_tokens')::bigint, 0)),
+                sum(coalesce((u.value->>'completion_tokens')::bigint, 0) + coalesce((u.value->>'output_tokens')::bigint, 0))
+         from anc a join t on t.id = a.id cross join lateral jsonb_each(t.summary->'usage') u
+         group by a.ancestor, u.key"
+    )]
+}
+
+async fn time_ours(server: &Server, path: &str, body: &Value, runs: usize) -> (f64, f64) {
+    server.post_json(path, body).await; // warm-up
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        server.post_json(path, body).await;
+        samples.push(started.elapsed());
+    }
+    percentiles(samples)
+}
+
+async fn time_baseline(db: &PgPool, statements: &[String], runs: usize) -> (f64, f64) {
+    let run = || async {
+        for statement in statements {
+            sqlx::query(statement).fetch_all(db).await.expect("baseline query");
+        }
+    };
+    run().await;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        run().await;
+        samples.push(started.elapsed());
+    }
+    percentiles(samples)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.calls = 10_000;
+        args.runs = 5;
+        args.checkpoints.clear();
+    }
+    let db_name = format!("wts_bench_{}", Utc::now().timestamp());
+    let mut admin = sqlx::PgConnection::connect(&args.database_url).await?;
+    sqlx::query(&format!("create database {db_name}")).execute(&mut admin).await?;
+    let (server_url, _) = args.database_url.rsplit_once('/').ok_or("DATABASE_URL has no database name")?;
+    let bench_url = format!("{server_url}/{db_name}");
+    let result = run(&args, &bench_url).await;
+    if !args.keep {
+        sqlx::query(&format!("drop database if exists {db_name} with (force)")).execute(&mut admin).await?;
+    } else {
+        eprintln!("kept database {db_name}");
+    }
+    result
+}
+
+async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let db = PgPoolOptions::new().max_connections(16).connect(url).await?;
+    store::MIGRATOR.run(&db).await?;
+    let secret = keys::create(&db, "bench", &["bench".to_string()], false).await?.secret;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app_db = db.clone();
+    tokio::spawn(async move { axum::serve(listener, app(AppState::new(app_db, Settings::default()))).await });
+    let server = Arc::new(Server {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: format!("http://{addr}"),
+        auth: format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("api:{secret}"))),
+    });
+    let settings: Vec<(String, String)> =
+        sqlx::query_as("select name, setting from pg_settings where name in ('fsync', 'shared_buffers', 'work_mem', 'synchronous_commit', 'server_version')")
+            .fetch_all(&db)
+            .await?;
+    eprintln!("postgres settings: {settings:?}");
+
+    // Ingest, pausing at each checkpoint to time the dashboard request at that size.
+    let sizes = Arc::new(trace_sizes(args.calls));
+    let batches = Arc::new(batches(&sizes));
+    let mut growth = Vec::new();
+    let mut peak_rss = rss_mb();
+    let mut ingested_batches = 0usize;
+    let mut ingest_time = Duration::ZERO;
+    let mut targets: Vec<usize> = args.checkpoints.iter().copied().filter(|c| *c < args.calls).collect();
+    targets.push(args.calls);
+    let calls_before =
+        |n_batches: usize| -> usize { batches[..n_batches].iter().flatten().map(|(_, a, b)| b - a).sum() };
+    for target in targets {
+        let mut until = ingested_batches;
+        while until < batches.len() && calls_before(until) < target {
+            until += 1;
+        }
+        let next = Arc::new(AtomicUsize::new(ingested_batches));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..args.clients {
+            let (server, batches, next, sizes) = (server.clone(), batches.clone(), next.clone(), sizes.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= until {
+                        return;
+                    }
+                    let mut items = Vec::with_capacity(2 * CALLS_PER_BATCH);
+                    for &(t, first, last) in &batches[index] {
+                        for i in first..last {
+                            call_items(t, i, sizes[t], &mut items);
+                        }
+                    }
+                    let body = Bytes::from(json!({ "batch": items }).to_string());
+                    let (status, bytes) = server.post("/call/upsert_batch", body).await;
+                    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+                }
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        ingest_time += started.elapsed();
+        ingested_batches = until;
+        peak_rss = peak_rss.max(rss_mb());
+        let calls_now = calls_before(ingested_batches);
+        if calls_now < args.calls {
+            sqlx::query("analyze").execute(&db).await?;
+            let (p50, p95) = time_ours(
+                &server,
+                "/calls/stats",
+                &dashboard_request("UTC", None, WINDOW_DAYS, None),
+                args.runs.min(10),
+            )
+            .await;
+            eprintln!("dashboard at {calls_now} calls: p50 {p50:.1} ms, p95 {p95:.1} ms");
+            growth.push(json!({"calls": calls_now, "p50_ms": p50, "p95_ms": p95}));
+        }
+    }
+    let ingest_rate = args.calls as f64 / ingest_time.as_secs_f64();
+    eprintln!("ingested {} calls in {:.1} s: {ingest_rate:.0} calls/s", args.calls, ingest_time.as_secs_f64());
+
+    // The baseline: the same data in a plain schema.
+    sqlx::query(
+        "create table baseline_calls as
+         select project_id, id, trace_id, parent_id, op_name, started_at, ended_at, exception, summary, deleted_at
+         from calls where started_at is not null",
+    )
+    .execute(&db)
+    .await?;
+    sqlx::query("create index on baseline_calls (project_id, started_at)").execute(&db).await?;
+    sqlx::query("create index on baseline_calls (project_id, trace_id)").execute(&db).await?;
+    sqlx::query(
+        "create table baseline_prices as select distinct on (llm_id) llm_id, prompt_token_cost, completion_token_cost
+         from llm_token_prices where pricing_level = 'default' order by llm_id, effective_date desc",
+    )
+    .execute(&db)
+    .await?;
+    sqlx::query("analyze").execute(&db).await?;
+    let (growth_p50, growth_p95) =
+        time_ours(&server, "/calls/stats", &dashboard_request("UTC", None, WINDOW_DAYS, None), args.runs.min(10)).await;
+    growth.push(json!({"calls": args.calls, "p50_ms": growth_p50, "p95_ms": growth_p95}));
+
+    // The questions.
+    let big_trace = "t0";
+    let roots: Vec<String> = (sizes.len().saturating_sub(100)..sizes.len()).map(|t| format!("t{t}-c0")).collect();
+    let root_traces: Vec<String> = (sizes.len().saturating_sub(100)..sizes.len()).map(|t| format!("'t{t}'")).collect();
+    let op = "weave:///bench/dashboard/op/op3:v1";
+    let questions: Vec<(&str, &str, Value, Vec<String>)> = vec![
+        (
+            "(a) dashboard, 30 d, UTC",
+            "/calls/stats",
+            dashboard_request("UTC", None, WINDOW_DAYS, None),
+            baseline_dashboard("UTC", None, WINDOW_DAYS, "day"),
+        ),
+        (
+            "(a) dashboard, 30 d, New York",
+            "/calls/stats",
+            dashboard_request("America/New_York", None, WINDOW_DAYS, None),
+            baseline_dashboard("America/New_York", None, WINDOW_DAYS, "day"),
+        ),
+        (
+            "(b) dashboard, one op",
+            "/calls/stats",
+            dashboard_request("UTC", Some(json!({"op_names": [op]})), WINDOW_DAYS, None),
+            baseline_dashboard("UTC", Some(op), WINDOW_DAYS, "day"),
+        ),
+        (
+            "(c) 7 d hourly",
+            "/calls/stats",
+            dashboard_request("UTC", None, 7, Some(3600)),
+            baseline_dashboard("UTC", None, 7, "hour"),
+        ),
+        (
+            "(d) /trace/usage, big trace",
+            "/trace/usage",
+            json!({"project_id": PROJECT, "filter": {"trace_ids": [big_trace]}}),
+            baseline_rollup(&format!("trace_id = '{big_trace}'")),
+        ),
+        (
+            "(e) /calls/usage, 100 roots",
+            "/calls/usage",
+            json!({"project_id": PROJECT, "call_ids": roots}),
+            baseline_rollup(&format!("trace_id in ({})", root_traces.join(","))),
+        ),
+    ];
+    let mut rows = Vec::new();
+    println!(
+        "weave-trace-server benchmark: {} calls ({} traces), {} runs per question, {} cores",
+        args.calls,
+        sizes.len(),
+        args.runs,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("ingestion: {ingest_rate:.0} calls/s ({} clients, {CALLS_PER_BATCH} calls per batch)", args.clients);
+    println!(
+        "{:<32} {:>10} {:>10} {:>12} {:>12} {:>8}",
+        "question", "ours p50", "ours p95", "plain p50", "plain p95", "ratio"
+    );
+    for (name, path, body, baseline) in questions {
+        let (p50, p95) = time_ours(&server, path, &body, args.runs).await;
+        peak_rss = peak_rss.max(rss_mb());
+        let (b50, b95) = time_baseline(&db, &baseline, args.runs).await;
+        let ratio = b50 / p50;
+        println!("{name:<32} {p50:>8.1}ms {p95:>8.1}ms {b50:>10.1}ms {b95:>10.1}ms {ratio:>7.1}x");
+        rows.push(json!({"question": name, "ours_p50_ms": p50, "ours_p95_ms": p95, "plain_p50_ms": b50, "plain_p95_ms": b95, "ratio_p50": ratio}));
+    }
+    println!("dashboard (a, UTC) as the project grew:");
+    for point in &growth {
+        println!("  {:>9} calls: p50 {:.1} ms", point["calls"], point["p50_ms"].as_f64().unwrap_or_default());
+    }
+    println!("peak RSS of the bench process (server, clients and generator together): {peak_rss:.0} MB");
+
+    std::fs::create_dir_all(&args.out)?;
+    let path = args.out.join(format!("{}-{}calls.json", Utc::now().format("%Y%m%dT%H%M%S"), args.calls));
+    let report = json!({
+        "calls": args.calls, "traces": sizes.len(), "runs": args.runs, "clients": args.clients,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "postgres": settings.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "ingest_calls_per_s": ingest_rate, "questions": rows, "growth": growth, "peak_rss_mb": peak_rss,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
