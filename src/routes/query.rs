@@ -17,7 +17,7 @@ use super::extract::{selection, AppJson, Caller};
 use crate::domain::call::Call;
 use crate::domain::costs::PriceBook;
 use crate::domain::filter::CallsFilter;
-use crate::domain::query::Query;
+use crate::domain::query::{FieldRef, Query};
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result, ValidationDetail};
 use crate::store::calls::{self as calls_store, CallRow, SortKey};
@@ -92,44 +92,16 @@ pub struct CallsQueryReq {
 /// Fields always returned, whatever `columns` says.
 const IDENTIFYING: [&str; 5] = ["id", "project_id", "trace_id", "op_name", "started_at"];
 
-const TOP_LEVEL: [&str; 14] = [
-    "id",
-    "trace_id",
-    "parent_id",
-    "thread_id",
-    "turn_id",
-    "op_name",
-    "display_name",
-    "started_at",
-    "ended_at",
-    "exception",
-    "wb_user_id",
-    "wb_run_id",
-    "wb_run_step",
-    "wb_run_step_end",
-];
-
-/// Resolve a sort field to an ordering of ours; unknown fields are a 400.
+/// Resolve a sort field with the query language's field rules; unknown fields are a 400.
 fn sort_key(field: &str) -> Result<SortKey> {
-    if let Some(column) = TOP_LEVEL.iter().find(|c| **c == field) {
-        return Ok(SortKey::Column(column));
-    }
-    match field {
-        "summary.weave.latency_ms" => return Ok(SortKey::Column("latency_ms")),
-        "summary.weave.status" => return Ok(SortKey::Status),
-        "summary.weave.trace_name" => return Ok(SortKey::TraceName),
-        _ => {}
-    }
-    for column in ["inputs", "output", "attributes", "summary"] {
-        if let Some(path) = field.strip_prefix(column).and_then(|rest| rest.strip_prefix('.')) {
-            let segments: Vec<String> = path.split('.').map(str::to_string).collect();
-            if segments.iter().any(String::is_empty) {
-                break;
-            }
-            return Ok(SortKey::JsonPath(column, segments));
-        }
-    }
-    Err(ApiError::BadRequest(format!("Field {field} is not allowed")))
+    Ok(match FieldRef::resolve(field) {
+        Some(FieldRef::Column(column)) => SortKey::Column(column),
+        Some(FieldRef::Computed("latency_ms")) => SortKey::Column("latency_ms"),
+        Some(FieldRef::Computed("status")) => SortKey::Status,
+        Some(FieldRef::Computed(_)) => SortKey::TraceName,
+        Some(FieldRef::Json(root, path)) => SortKey::JsonPath(root, path),
+        None => return Err(ApiError::BadRequest(format!("Field {field} is not allowed"))),
+    })
 }
 
 /// Calls matching a filter, one JSON object per line.
