@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::calls::Empty;
-use super::extract::{AppJson, Caller};
+use super::extract::{check_paging, AppJson, Caller};
 use super::query::{SortBy, SortDirection};
 use crate::domain::costs::{self, Price, PriceBook, Tokens};
 use crate::domain::query::Query;
@@ -170,13 +170,7 @@ async fn query_costs(
     AppJson(req): AppJson<CostQueryReq>,
 ) -> Result<Json<CostQueryRes>> {
     caller.authorize(&req.project_id)?;
-    let problems: Vec<ValidationDetail> = [("limit", req.limit), ("offset", req.offset)]
-        .into_iter()
-        .filter_map(|(field, value)| value.and_then(|v| ValidationDetail::at_least(field, v, 0)))
-        .collect();
-    if !problems.is_empty() {
-        return Err(ApiError::Validation(problems));
-    }
+    check_paging(req.limit, req.offset)?;
     let condition = req.query.as_ref().map(|q| compile(q, Target::Prices)).transpose().map_err(ApiError::BadRequest)?;
     let sort = req
         .sort_by

@@ -186,6 +186,19 @@ pub fn selection(filter: Option<CallsFilter>, query: Option<&Query>) -> Result<S
     Ok(Selection { filter: filter.unwrap_or_default(), query })
 }
 
+/// 422 unless `limit` and `offset`, when given, are ≥ 0 (both reported at once).
+pub fn check_paging(limit: Option<i64>, offset: Option<i64>) -> Result<(), ApiError> {
+    let problems: Vec<ValidationDetail> = [("limit", limit), ("offset", offset)]
+        .into_iter()
+        .filter_map(|(field, value)| value.and_then(|v| ValidationDetail::at_least(field, v, 0)))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(problems))
+    }
+}
+
 /// The verified caller. Extracting it answers 401 unless the request carries a live key
 /// (`Basic api:<key>` or `Bearer <key>`).
 pub struct Caller(pub Principal);

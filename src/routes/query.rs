@@ -13,13 +13,13 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::calls::call_from_row;
-use super::extract::{selection, AppJson, Caller};
+use super::extract::{check_paging, selection, AppJson, Caller};
 use crate::domain::call::Call;
 use crate::domain::costs::PriceBook;
 use crate::domain::filter::CallsFilter;
 use crate::domain::query::{FieldRef, Query};
 use crate::domain::ProjectId;
-use crate::error::{ApiError, Result, ValidationDetail};
+use crate::error::{ApiError, Result};
 use crate::store::calls::{self as calls_store, CallRow, SortKey};
 use crate::store::prices as prices_store;
 use crate::AppState;
@@ -113,13 +113,7 @@ async fn stream_query(
     AppJson(req): AppJson<CallsQueryReq>,
 ) -> Result<Response> {
     caller.authorize(&req.project_id)?;
-    let problems: Vec<ValidationDetail> = [("limit", req.limit), ("offset", req.offset)]
-        .into_iter()
-        .filter_map(|(field, value)| value.and_then(|v| ValidationDetail::at_least(field, v, 0)))
-        .collect();
-    if !problems.is_empty() {
-        return Err(ApiError::Validation(problems));
-    }
+    check_paging(req.limit, req.offset)?;
     let sort: Vec<(SortKey, bool)> = req
         .sort_by
         .unwrap_or_default()

@@ -73,6 +73,9 @@ async fn limit_and_offset_page_through_the_order(pool: PgPool) {
     assert_eq!(ids(&app, json!({"limit": 2})).await, ["c", "B"]);
     assert_eq!(ids(&app, json!({"limit": 2, "offset": 2})).await, ["a"]);
     assert_eq!(ids(&app, json!({"offset": 5})).await, Vec::<String>::new());
+    let negative = app.post("/calls/stream_query", json!({"project_id": PROJECT, "limit": -1, "offset": -2})).await;
+    assert_eq!(negative.status, 422);
+    assert_eq!(negative.body["detail"].as_array().unwrap().len(), 2);
     assert_eq!(ids(&app, json!({"filter": {"op_names": ["weave:///acme/app/op/zeta:*"]}})).await, ["a"]);
 }
 
