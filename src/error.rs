@@ -78,11 +78,6 @@ impl ValidationDetail {
 }
 
 impl ApiError {
-    /// A single `value_error` at `body.<path>`.
-    pub fn value_error(path: &[&str], msg: impl Into<String>, input: Value) -> Self {
-        Self::Validation(vec![ValidationDetail::value_error(path, msg, input)])
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -9,7 +9,7 @@
 //! instant plus the offset, so labels and the bucket of any instant are plain arithmetic.
 use std::collections::HashMap;
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 const MICROS: i64 = 1_000_000;
@@ -168,15 +168,16 @@ fn earliest(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     }
 }
 
-/// A bucket's length, for tests and diagnostics.
-pub fn bucket_length(grid: &BucketGrid, index: usize, end: DateTime<Utc>) -> TimeDelta {
-    let next = grid.instants.get(index + 1).copied().unwrap_or(end);
-    next - grid.instants[index]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeDelta;
+
+    /// A bucket's length.
+    fn bucket_length(grid: &BucketGrid, index: usize, end: DateTime<Utc>) -> TimeDelta {
+        let next = grid.instants.get(index + 1).copied().unwrap_or(end);
+        next - grid.instants[index]
+    }
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
