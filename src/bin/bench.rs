@@ -103,11 +103,13 @@ fn trace_sizes(calls: usize) -> Vec<usize> {
     sizes
 }
 
-/// The start and end items of call `i` of trace `t` (of `size` calls).
-fn call_items(t: usize, i: usize, size: usize, out: &mut Vec<Value>) {
+/// The start and end items of call `i` of trace `t` (of `size` calls, one of `traces`). Traces
+/// start in order through the window, as an application reports them.
+fn call_items(t: usize, i: usize, size: usize, traces: usize, out: &mut Vec<Value>) {
     let (tu, iu) = (t as u64, i as u64);
-    let window = WINDOW_DAYS * 86_400 * 1_000_000;
-    let root_start = window_start() + TimeDelta::microseconds((draw(tu, 0, 1) % window as u64) as i64);
+    let spacing = (WINDOW_DAYS * 86_400 * 1_000_000) as u64 / traces.max(1) as u64;
+    let offset = tu * spacing + draw(tu, 0, 1) % spacing.max(1);
+    let root_start = window_start() + TimeDelta::microseconds(offset as i64);
     let started = root_start + TimeDelta::milliseconds((iu * 40) as i64 + (draw(tu, iu, 2) % 30) as i64);
     let id = format!("t{t}-c{i}");
     let parent = (i > 0).then(|| format!("t{t}-c{}", (i - 1) / 4));
@@ -383,7 +385,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
                     let mut items = Vec::with_capacity(2 * CALLS_PER_BATCH);
                     for &(t, first, last) in &batches[index] {
                         for i in first..last {
-                            call_items(t, i, sizes[t], &mut items);
+                            call_items(t, i, sizes[t], sizes.len(), &mut items);
                         }
                     }
                     let body = Bytes::from(json!({ "batch": items }).to_string());

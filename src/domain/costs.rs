@@ -51,11 +51,21 @@ impl PriceBook {
     /// for the model itself, else for its base name; among them effective ones first
     /// (`effective_date ≤ started_at`), then project before default, then the latest date.
     pub fn price_for(&self, model: &str, started_at: DateTime<Utc>) -> Option<&Price> {
-        let candidates = self.by_llm.get(model).or_else(|| self.by_llm.get(base_name(model)))?;
+        let candidates = self.candidates(model)?;
         candidates.iter().max_by(|a, b| {
             let key = |p: &Price| (p.effective_date <= started_at, p.is_project(), p.effective_date);
             key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
         })
+    }
+
+    /// Whether one price applies to `model` for every start in `[from, to)`: no candidate
+    /// becomes effective strictly inside it.
+    pub fn is_constant_over(&self, model: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.candidates(model).is_none_or(|prices| !prices.iter().any(|p| from < p.effective_date && p.effective_date < to))
+    }
+
+    fn candidates(&self, model: &str) -> Option<&Vec<Price>> {
+        self.by_llm.get(model).or_else(|| self.by_llm.get(base_name(model)))
     }
 }
 
@@ -113,18 +123,53 @@ impl Cost {
     }
 }
 
-/// The cost of a usage row at a price; no price costs 0 (and the row counts as unpriced).
-/// Cached tokens are billed at their own rates, so the input rate applies only to the rest,
-/// never to a negative count.
-pub fn cost(tokens: Tokens, price: Option<&Price>) -> Cost {
-    let Some(price) = price else { return Cost::default() };
-    let uncached = tokens.input.saturating_sub(tokens.cache_read).saturating_sub(tokens.cache_creation).max(0);
-    Cost {
-        input: uncached as f64 * price.prompt_token_cost,
-        output: tokens.output as f64 * price.completion_token_cost,
-        cache_read: tokens.cache_read as f64 * price.cache_read_input_token_cost,
-        cache_creation: tokens.cache_creation as f64 * price.cache_creation_input_token_cost,
+/// Token counts summed over usage rows that share a price: what their costs need. Summed costs
+/// are summed tokens × rate, so they are exact up to one rounding per price and the same
+/// whether the rows come from the calls table or from rollups.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TokenSums {
+    /// Input tokens minus cached ones, floored at 0 per row: what the prompt rate applies to.
+    pub uncached_input: i128,
+    pub output: i128,
+    pub cache_read: i128,
+    pub cache_creation: i128,
+}
+
+impl TokenSums {
+    /// Cached tokens are billed at their own rates, so the input rate applies only to the rest,
+    /// never to a negative count.
+    pub fn add_row(&mut self, tokens: Tokens) {
+        let uncached = tokens.input.saturating_sub(tokens.cache_read).saturating_sub(tokens.cache_creation).max(0);
+        self.uncached_input += i128::from(uncached);
+        self.output += i128::from(tokens.output);
+        self.cache_read += i128::from(tokens.cache_read);
+        self.cache_creation += i128::from(tokens.cache_creation);
     }
+
+    pub fn add(&mut self, other: &TokenSums) {
+        self.uncached_input += other.uncached_input;
+        self.output += other.output;
+        self.cache_read += other.cache_read;
+        self.cache_creation += other.cache_creation;
+    }
+
+    /// What these tokens cost at a price; no price costs 0 (and the rows count as unpriced).
+    pub fn cost(&self, price: Option<&Price>) -> Cost {
+        let Some(price) = price else { return Cost::default() };
+        Cost {
+            input: self.uncached_input as f64 * price.prompt_token_cost,
+            output: self.output as f64 * price.completion_token_cost,
+            cache_read: self.cache_read as f64 * price.cache_read_input_token_cost,
+            cache_creation: self.cache_creation as f64 * price.cache_creation_input_token_cost,
+        }
+    }
+}
+
+/// The cost of one usage row at a price.
+pub fn cost(tokens: Tokens, price: Option<&Price>) -> Cost {
+    let mut sums = TokenSums::default();
+    sums.add_row(tokens);
+    sums.cost(price)
 }
 
 #[cfg(test)]

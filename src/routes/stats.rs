@@ -6,13 +6,14 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use sqlx::PgPool;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{selection, AppJson, Caller};
-use crate::domain::costs::{self, PriceBook, Tokens};
+use crate::domain::costs::{Cost, Price, PriceBook, TokenSums, Tokens};
 use crate::domain::filter::CallsFilter;
 use crate::domain::query::Query;
 use crate::domain::{ProjectId, Timestamp};
@@ -20,9 +21,11 @@ use crate::error::{ApiError, Result, ValidationDetail};
 use crate::stats::buckets::BucketGrid;
 use crate::stats::granularity;
 use crate::stats::metrics::{render, Aggregation, MetricSpec, ValueKind, Values};
-use crate::store::filter::Selection;
+use crate::stats::slots::{self, Split};
+use crate::store::filter::{Selection, SlotFilter};
 use crate::store::prices as prices_store;
-use crate::store::stats as stats_store;
+use crate::store::rollups::{self as rollups_store, CallSlot, UsageSlot};
+use crate::store::stats::{self as stats_store, CallPoint, UsagePoint};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,14 +57,6 @@ impl UsageMetric {
     fn is_cost(self) -> bool {
         matches!(self, Self::InputCost | Self::OutputCost | Self::TotalCost)
     }
-}
-
-/// One model's usage rows in one bucket.
-struct UsageBucket {
-    rows: i64,
-    /// Rows without a price (their costs count as 0 and are reported, never hidden).
-    unpriced: i64,
-    values: Vec<Values>,
 }
 
 /// One metric to compute per bucket.
@@ -140,12 +135,15 @@ async fn call_stats(
     let grid = BucketGrid::new(plan.start, plan.end, plan.granularity, plan.tz);
     let selection = selection(req.filter, req.query.as_ref())?;
     let project = req.project_id.as_str();
+    // Rollups answer the whole quarter hours when the filter and the grid allow it.
+    let rollup = selection.slot_filter().zip(slots::split(&grid, plan.start, plan.end));
+    if let Some((_, split)) = &rollup {
+        rollups_store::refresh(&state.db, project, split.slots.0, split.slots.1).await?;
+    }
+    let source = Source { db: &state.db, project, plan: &plan, grid: &grid, selection: &selection, rollup: rollup.as_ref() };
 
     // The two streams are independent: run them on two connections at once.
-    let (call_buckets, usage_buckets) = tokio::try_join!(
-        call_buckets(&state, project, &plan, &grid, &selection),
-        usage_buckets(&state, project, &plan, &grid, &selection),
-    )?;
+    let (call_buckets, usage_buckets) = tokio::try_join!(call_buckets(&source), usage_buckets(&source))?;
 
     Ok(Json(CallStatsRes {
         start: Timestamp::from(plan.start),
@@ -157,121 +155,306 @@ async fn call_stats(
     }))
 }
 
-/// One object per bucket with the call metrics (`[]` when none are asked).
-async fn call_buckets(
-    state: &AppState,
-    project: &str,
-    plan: &Plan,
-    grid: &BucketGrid,
-    selection: &Selection,
-) -> Result<Vec<Map<String, Value>>> {
-    let mut call_buckets = Vec::new();
-    if !plan.call_metrics.is_empty() && !grid.is_empty() {
-        let mut counts = vec![0i64; grid.len()];
-        let mut values: Vec<Vec<Values>> = vec![vec![Values::default(); plan.call_metrics.len()]; grid.len()];
-        stats_store::for_each_call(&state.db, project, plan.start, plan.end, selection, |call| {
-            let Some(bucket) = grid.bucket_of(call.started_at) else { return };
-            counts[bucket] += 1;
-            for (slot, (metric, _)) in values[bucket].iter_mut().zip(&plan.call_metrics) {
-                match metric {
-                    CallMetric::LatencyMs => {
-                        if let Some(latency) = call.latency_ms {
-                            slot.push_float(latency);
-                        }
-                    }
-                    CallMetric::CallCount => slot.push_int(1),
-                    CallMetric::ErrorCount => slot.push_int(i64::from(call.is_error)),
-                }
+/// Where one request's rows come from.
+struct Source<'a> {
+    db: &'a PgPool,
+    project: &'a str,
+    plan: &'a Plan,
+    grid: &'a BucketGrid,
+    selection: &'a Selection,
+    /// The rollups' filter and the window's split, when rollups can answer.
+    rollup: Option<&'a (SlotFilter, Split)>,
+}
+
+impl Source<'_> {
+    /// Feed the counted calls to `tally`: the whole quarter hours from rollups when possible.
+    async fn calls(&self, tally: &mut CallTally<'_>, use_rollups: bool) -> Result<()> {
+        let raw_ranges = match self.rollup.filter(|_| use_rollups) {
+            Some((filter, split)) => {
+                let (from, to) = split.slots;
+                rollups_store::for_each_call_slot(self.db, self.project, from, to, filter, |slot| tally.add_slot(&slot))
+                    .await?;
+                split.raw.clone()
             }
-        })
-        .await?;
-        for (bucket, bucket_values) in values.iter_mut().enumerate() {
-            let mut out = Map::new();
-            out.insert("timestamp".into(), Value::from(grid.timestamp(bucket)));
-            for ((_, spec), slot) in plan.call_metrics.iter().zip(bucket_values.iter_mut()) {
-                render(spec, slot, &mut out);
-            }
-            out.insert("count".into(), Value::from(counts[bucket]));
-            call_buckets.push(out);
+            None => vec![(self.plan.start, self.plan.end)],
+        };
+        for (from, to) in raw_ranges {
+            stats_store::for_each_call(self.db, self.project, from, to, self.selection, |call| tally.add_call(&call))
+                .await?;
         }
+        Ok(())
     }
 
-    Ok(call_buckets)
+    /// Feed the counted usage rows to `tally`, like `calls`.
+    async fn usage(&self, tally: &mut UsageTally<'_>, use_rollups: bool) -> Result<()> {
+        let raw_ranges = match self.rollup.filter(|_| use_rollups) {
+            Some((filter, split)) => {
+                let (from, to) = split.slots;
+                rollups_store::for_each_usage_slot(self.db, self.project, from, to, filter, |slot| tally.add_slot(&slot))
+                    .await?;
+                split.raw.clone()
+            }
+            None => vec![(self.plan.start, self.plan.end)],
+        };
+        for (from, to) in raw_ranges {
+            stats_store::for_each_usage(self.db, self.project, from, to, self.selection, |row| tally.add_row(&row))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// One object per bucket with the call metrics (`[]` when none are asked).
+async fn call_buckets(source: &Source<'_>) -> Result<Vec<Map<String, Value>>> {
+    if source.plan.call_metrics.is_empty() || source.grid.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tally = CallTally::new(source.grid, &source.plan.call_metrics);
+    source.calls(&mut tally, true).await?;
+    Ok(tally.render())
 }
 
 /// One object per (bucket, model) with the usage metrics (`[]` when none are asked or no
 /// usage row falls in the window).
-async fn usage_buckets(
-    state: &AppState,
-    project: &str,
-    plan: &Plan,
-    grid: &BucketGrid,
-    selection: &Selection,
-) -> Result<Vec<Map<String, Value>>> {
-    if plan.usage_metrics.is_empty() || grid.is_empty() {
+async fn usage_buckets(source: &Source<'_>) -> Result<Vec<Map<String, Value>>> {
+    let plan = source.plan;
+    if plan.usage_metrics.is_empty() || source.grid.is_empty() {
         return Ok(Vec::new());
     }
     let wants_costs = plan.usage_metrics.iter().any(|(m, _)| m.is_cost());
-    // Costs are priced per row in memory from the project's (small) price book.
+    // Costs are priced in memory from the project's (small) price book.
     let book = if wants_costs {
-        PriceBook::new(prices_store::for_project(&state.db, project).await?)
+        PriceBook::new(prices_store::for_project(source.db, source.project).await?)
     } else {
         PriceBook::default()
     };
-    // model → per bucket: rows, unpriced rows, values per metric; BTreeMap orders models by bytes.
-    let empty = || UsageBucket { rows: 0, unpriced: 0, values: vec![Values::default(); plan.usage_metrics.len()] };
-    let mut by_model: BTreeMap<String, Vec<UsageBucket>> = BTreeMap::new();
-    stats_store::for_each_usage(&state.db, project, plan.start, plan.end, selection, |row| {
-        let Some(bucket) = grid.bucket_of(row.started_at) else { return };
-        let buckets = by_model.entry(row.model.clone()).or_insert_with(|| (0..grid.len()).map(|_| empty()).collect());
-        let bucket = &mut buckets[bucket];
-        bucket.rows += 1;
-        let cost = wants_costs.then(|| {
-            let price = book.price_for(&row.model, row.started_at);
-            if price.is_none() {
-                bucket.unpriced += 1;
+    // Rollups hold sums, so they serve only sums, averages and counts.
+    let summable = plan.usage_metrics.iter().all(|(_, spec)| {
+        spec.percentiles.is_empty()
+            && spec.aggregations.iter().all(|a| matches!(a, Aggregation::Sum | Aggregation::Avg | Aggregation::Count))
+    });
+    let mut tally = UsageTally::new(source.grid, &plan.usage_metrics, wants_costs.then_some(&book));
+    source.usage(&mut tally, summable).await?;
+    if tally.price_changed_inside_a_slot {
+        tally = UsageTally::new(source.grid, &plan.usage_metrics, wants_costs.then_some(&book));
+        source.usage(&mut tally, false).await?;
+    }
+    Ok(tally.render())
+}
+
+/// The call metrics of every bucket, as rows and slots arrive.
+struct CallTally<'a> {
+    grid: &'a BucketGrid,
+    metrics: &'a [(CallMetric, MetricSpec)],
+    counts: Vec<i64>,
+    values: Vec<Vec<Values>>,
+}
+
+impl<'a> CallTally<'a> {
+    fn new(grid: &'a BucketGrid, metrics: &'a [(CallMetric, MetricSpec)]) -> Self {
+        Self { grid, metrics, counts: vec![0; grid.len()], values: vec![vec![Values::default(); metrics.len()]; grid.len()] }
+    }
+
+    fn add_call(&mut self, call: &CallPoint) {
+        let Some(bucket) = self.grid.bucket_of(call.started_at) else { return };
+        self.counts[bucket] += 1;
+        for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
+            match metric {
+                CallMetric::LatencyMs => {
+                    if let Some(latency) = call.latency_ms {
+                        values.push_float(latency);
+                    }
+                }
+                CallMetric::CallCount => values.push_int(1),
+                CallMetric::ErrorCount => values.push_int(i64::from(call.is_error)),
             }
-            let tokens = Tokens {
-                input: row.input_tokens,
-                output: row.output_tokens,
-                cache_read: row.cache_read_input_tokens,
-                cache_creation: row.cache_creation_input_tokens,
+        }
+    }
+
+    fn add_slot(&mut self, slot: &CallSlot) {
+        let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
+        self.counts[bucket] += slot.calls;
+        let (calls, errors) = (slot.calls.max(0) as u64, slot.errors.max(0) as u64);
+        for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
+            match metric {
+                CallMetric::LatencyMs => slot.latencies().for_each(|latency| values.push_float(latency)),
+                CallMetric::CallCount => values.push_int_times(1, calls),
+                CallMetric::ErrorCount => {
+                    values.push_int_times(1, errors);
+                    values.push_int_times(0, calls - errors);
+                }
+            }
+        }
+    }
+
+    fn render(mut self) -> Vec<Map<String, Value>> {
+        let mut buckets = Vec::with_capacity(self.grid.len());
+        for (bucket, bucket_values) in self.values.iter_mut().enumerate() {
+            let mut out = Map::new();
+            out.insert("timestamp".into(), Value::from(self.grid.timestamp(bucket)));
+            for ((_, spec), values) in self.metrics.iter().zip(bucket_values.iter_mut()) {
+                render(spec, values, &mut out);
+            }
+            out.insert("count".into(), Value::from(self.counts[bucket]));
+            buckets.push(out);
+        }
+        buckets
+    }
+}
+
+/// One model's usage rows in one bucket.
+struct UsageBucket<'b> {
+    rows: i64,
+    /// Rows without a price (their costs count as 0 and are reported, never hidden).
+    unpriced: i64,
+    values: Vec<Values>,
+    /// Tokens by the price they are billed at (None: unpriced), keyed by price id.
+    billed: BTreeMap<Option<&'b str>, (Option<&'b Price>, TokenSums)>,
+}
+
+/// The usage metrics of every (bucket, model), as rows and slots arrive.
+struct UsageTally<'b> {
+    grid: &'b BucketGrid,
+    metrics: &'b [(UsageMetric, MetricSpec)],
+    /// The price book when costs are asked.
+    book: Option<&'b PriceBook>,
+    /// model → bucket → usage; a BTreeMap orders models by bytes.
+    by_model: BTreeMap<String, Vec<UsageBucket<'b>>>,
+    /// Set when a rollup slot straddles a price change, so its rows cannot share one price.
+    price_changed_inside_a_slot: bool,
+}
+
+impl<'b> UsageTally<'b> {
+    fn new(grid: &'b BucketGrid, metrics: &'b [(UsageMetric, MetricSpec)], book: Option<&'b PriceBook>) -> Self {
+        Self { grid, metrics, book, by_model: BTreeMap::new(), price_changed_inside_a_slot: false }
+    }
+
+    fn bucket(&mut self, model: &str, bucket: usize) -> &mut UsageBucket<'b> {
+        if !self.by_model.contains_key(model) {
+            let empty = || UsageBucket {
+                rows: 0,
+                unpriced: 0,
+                values: vec![Values::default(); self.metrics.len()],
+                billed: BTreeMap::new(),
             };
-            costs::cost(tokens, price)
+            self.by_model.insert(model.to_string(), (0..self.grid.len()).map(|_| empty()).collect());
+        }
+        &mut self.by_model.get_mut(model).expect("inserted above")[bucket]
+    }
+
+    /// Count `rows` usage rows of `model` billed at `price` in `entry`.
+    fn bill(entry: &mut UsageBucket<'b>, price: Option<&'b Price>, rows: i64, tokens: &TokenSums) {
+        if price.is_none() {
+            entry.unpriced += rows;
+        }
+        entry.billed.entry(price.map(|p| p.id.as_str())).or_insert((price, TokenSums::default())).1.add(tokens);
+    }
+
+    fn add_row(&mut self, row: &UsagePoint) {
+        let Some(bucket) = self.grid.bucket_of(row.started_at) else { return };
+        let book = self.book;
+        let metrics = self.metrics;
+        let entry = self.bucket(&row.model, bucket);
+        entry.rows += 1;
+        let tokens = Tokens {
+            input: row.input_tokens,
+            output: row.output_tokens,
+            cache_read: row.cache_read_input_tokens,
+            cache_creation: row.cache_creation_input_tokens,
+        };
+        let cost = book.map(|book| {
+            let price = book.price_for(&row.model, row.started_at);
+            let mut sums = TokenSums::default();
+            sums.add_row(tokens);
+            Self::bill(entry, price, 1, &sums);
+            sums.cost(price)
         });
-        for (slot, (metric, _)) in bucket.values.iter_mut().zip(&plan.usage_metrics) {
+        for (values, (metric, _)) in entry.values.iter_mut().zip(metrics) {
             match (metric, cost) {
-                (UsageMetric::InputTokens, _) => slot.push_int(row.input_tokens),
-                (UsageMetric::OutputTokens, _) => slot.push_int(row.output_tokens),
-                (UsageMetric::TotalTokens, _) => slot.push_int(row.total_tokens),
-                (UsageMetric::CacheReadInputTokens, _) => slot.push_int(row.cache_read_input_tokens),
-                (UsageMetric::CacheCreationInputTokens, _) => slot.push_int(row.cache_creation_input_tokens),
-                (UsageMetric::InputCost, Some(c)) => slot.push_float(c.input),
-                (UsageMetric::OutputCost, Some(c)) => slot.push_float(c.output),
-                (UsageMetric::TotalCost, Some(c)) => slot.push_float(c.total()),
+                (UsageMetric::InputTokens, _) => values.push_int(row.input_tokens),
+                (UsageMetric::OutputTokens, _) => values.push_int(row.output_tokens),
+                (UsageMetric::TotalTokens, _) => values.push_int(row.total_tokens),
+                (UsageMetric::CacheReadInputTokens, _) => values.push_int(row.cache_read_input_tokens),
+                (UsageMetric::CacheCreationInputTokens, _) => values.push_int(row.cache_creation_input_tokens),
+                (UsageMetric::InputCost, Some(c)) => values.push_float(c.input),
+                (UsageMetric::OutputCost, Some(c)) => values.push_float(c.output),
+                (UsageMetric::TotalCost, Some(c)) => values.push_float(c.total()),
                 (_, None) => {}
             }
         }
-    })
-    .await?;
-    let mut usage_buckets = Vec::new();
-    for bucket in 0..grid.len() {
-        for (model, buckets) in by_model.iter_mut() {
-            let entry = &mut buckets[bucket];
-            let mut out = Map::new();
-            out.insert("timestamp".into(), Value::from(grid.timestamp(bucket)));
-            out.insert("model".into(), Value::from(model.as_str()));
-            for ((_, spec), slot) in plan.usage_metrics.iter().zip(entry.values.iter_mut()) {
-                render(spec, slot, &mut out);
+    }
+
+    fn add_slot(&mut self, slot: &UsageSlot) {
+        let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
+        let book = self.book;
+        let metrics = self.metrics;
+        if let Some(book) = book {
+            if !book.is_constant_over(&slot.model, slot.slot, slots::slot_end(slot.slot)) {
+                self.price_changed_inside_a_slot = true;
             }
-            out.insert("count".into(), Value::from(entry.rows));
-            if wants_costs {
-                out.insert("unpriced_count".into(), Value::from(entry.unpriced));
+        }
+        let entry = self.bucket(&slot.model, bucket);
+        entry.rows += slot.rows;
+        if let Some(book) = book {
+            let sums = TokenSums {
+                uncached_input: slot.uncached_input_tokens,
+                output: slot.output_tokens,
+                cache_read: slot.cache_read_input_tokens,
+                cache_creation: slot.cache_creation_input_tokens,
+            };
+            Self::bill(entry, book.price_for(&slot.model, slot.slot), slot.rows, &sums);
+        }
+        let rows = slot.rows.max(0) as u64;
+        for (values, (metric, _)) in entry.values.iter_mut().zip(metrics) {
+            match metric {
+                UsageMetric::InputTokens => values.add_unlisted_ints(rows, slot.input_tokens),
+                UsageMetric::OutputTokens => values.add_unlisted_ints(rows, slot.output_tokens),
+                UsageMetric::TotalTokens => values.add_unlisted_ints(rows, slot.total_tokens),
+                UsageMetric::CacheReadInputTokens => values.add_unlisted_ints(rows, slot.cache_read_input_tokens),
+                UsageMetric::CacheCreationInputTokens => {
+                    values.add_unlisted_ints(rows, slot.cache_creation_input_tokens)
+                }
+                UsageMetric::InputCost | UsageMetric::OutputCost | UsageMetric::TotalCost => {
+                    values.add_unlisted_floats(rows)
+                }
             }
-            usage_buckets.push(out);
         }
     }
-    Ok(usage_buckets)
+
+    fn render(mut self) -> Vec<Map<String, Value>> {
+        let mut buckets = Vec::new();
+        for bucket in 0..self.grid.len() {
+            for (model, model_buckets) in self.by_model.iter_mut() {
+                let entry = &mut model_buckets[bucket];
+                // Summed costs: each price's summed tokens × its rates, added in price-id order.
+                let mut cost = Cost::default();
+                let mut total_cost = 0.0;
+                for (price, tokens) in entry.billed.values() {
+                    let billed = tokens.cost(*price);
+                    cost.add(&billed);
+                    total_cost += billed.total();
+                }
+                let mut out = Map::new();
+                out.insert("timestamp".into(), Value::from(self.grid.timestamp(bucket)));
+                out.insert("model".into(), Value::from(model.as_str()));
+                for ((metric, spec), values) in self.metrics.iter().zip(entry.values.iter_mut()) {
+                    match metric {
+                        UsageMetric::InputCost => values.set_sum(cost.input),
+                        UsageMetric::OutputCost => values.set_sum(cost.output),
+                        UsageMetric::TotalCost => values.set_sum(total_cost),
+                        _ => {}
+                    }
+                    render(spec, values, &mut out);
+                }
+                out.insert("count".into(), Value::from(entry.rows));
+                if self.book.is_some() {
+                    out.insert("unpriced_count".into(), Value::from(entry.unpriced));
+                }
+                buckets.push(out);
+            }
+        }
+        buckets
+    }
 }
 
 /// Check everything API.md §4.1 asks of a request, reporting every problem found.

@@ -1,4 +1,6 @@
 //! Aggregations, exact percentiles and key names (API.md §4.5, §4.6).
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -46,11 +48,19 @@ pub struct MetricSpec {
     pub percentiles: Vec<f64>,
 }
 
-/// The non-null values of one metric in one bucket.
+/// The non-null values of one metric in one bucket: listed one by one (raw rows), as runs of
+/// one integer repeated (counts from rollups), or known only by count and sum (token sums from
+/// rollups; enough for `sum`, `avg` and `count`, which is all a plan routes that way).
 #[derive(Debug, Clone, Default)]
 pub struct Values {
     ints: Vec<i64>,
     floats: Vec<f64>,
+    int_runs: BTreeMap<i64, u64>,
+    unlisted_count: u64,
+    unlisted_int_sum: i128,
+    /// The sum of every value when it is known more exactly than by adding the listed floats
+    /// (costs: summed tokens × rate, one rounding per price).
+    sum_override: Option<f64>,
 }
 
 impl Values {
@@ -60,6 +70,35 @@ impl Values {
 
     pub fn push_float(&mut self, value: f64) {
         self.floats.push(value);
+    }
+
+    /// `times` more values equal to `value`.
+    pub fn push_int_times(&mut self, value: i64, times: u64) {
+        if times > 0 {
+            *self.int_runs.entry(value).or_default() += times;
+        }
+    }
+
+    /// `count` more integer values, known only by their `sum`.
+    pub fn add_unlisted_ints(&mut self, count: u64, sum: i128) {
+        self.unlisted_count += count;
+        self.unlisted_int_sum += sum;
+    }
+
+    /// `count` more float values, known only by their count (their sum comes from `set_sum`).
+    pub fn add_unlisted_floats(&mut self, count: u64) {
+        self.unlisted_count += count;
+    }
+
+    /// The exact sum of all float values, replacing the sum of the listed ones.
+    pub fn set_sum(&mut self, sum: f64) {
+        self.sum_override = Some(sum);
+    }
+
+    /// Whether every value is known one by one (min, max, count_true/false and percentiles
+    /// need that).
+    pub fn is_listed(&self) -> bool {
+        self.unlisted_count == 0
     }
 }
 
@@ -75,54 +114,87 @@ pub fn percentile_key(p: f64, metric: &str) -> String {
 /// Exact percentile of sorted values by linear interpolation (Postgres `percentile_cont`);
 /// None when there are no values.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    let n = sorted.len();
+    percentile_of(sorted.len(), p, |i| sorted[i])
+}
+
+/// `percentile` over `n` sorted values given by their position.
+fn percentile_of(n: usize, p: f64, nth: impl Fn(usize) -> f64) -> Option<f64> {
     if n == 0 {
         return None;
     }
     let h = (p / 100.0) * (n - 1) as f64;
     let i = (h.floor() as usize).min(n - 1);
     if i == n - 1 {
-        return Some(sorted[n - 1]);
+        return Some(nth(n - 1));
     }
-    Some(sorted[i] + (h - i as f64) * (sorted[i + 1] - sorted[i]))
+    let (low, high) = (nth(i), nth(i + 1));
+    Some(low + (h - i as f64) * (high - low))
 }
 
 /// Append the keys of `spec` for one bucket's `values` to `out`, in request order:
 /// aggregations, then percentiles. Sorts the values in place.
 pub fn render(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, Value>) {
     match spec.kind {
-        ValueKind::Int => render_ints(spec, &mut values.ints, out),
-        ValueKind::Float => render_floats(spec, &mut values.floats, out),
+        ValueKind::Int => render_ints(spec, values, out),
+        ValueKind::Float => render_floats(spec, values, out),
     }
 }
 
-fn render_ints(spec: &MetricSpec, values: &mut [i64], out: &mut Map<String, Value>) {
-    let n = values.len();
-    let sum: i128 = values.iter().map(|&v| i128::from(v)).sum();
+fn render_ints(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, Value>) {
+    let runs = &values.int_runs;
+    let listed = &mut values.ints;
+    let run_count: u64 = runs.values().sum();
+    let n = listed.len() as u64 + run_count + values.unlisted_count;
+    let sum: i128 = listed.iter().map(|&v| i128::from(v)).sum::<i128>()
+        + runs.iter().map(|(&v, &c)| i128::from(v) * i128::from(c)).sum::<i128>()
+        + values.unlisted_int_sum;
+    let equal_to = |x: i64| listed.iter().filter(|&&v| v == x).count() as u64 + runs.get(&x).copied().unwrap_or(0);
     for &aggregation in &spec.aggregations {
         let value = match aggregation {
             Aggregation::Sum => Value::from(saturate(sum)),
             Aggregation::Avg => Value::from(if n == 0 { 0.0 } else { sum as f64 / n as f64 }),
-            Aggregation::Min => values.iter().min().map_or(Value::Null, |&v| Value::from(v)),
-            Aggregation::Max => values.iter().max().map_or(Value::Null, |&v| Value::from(v)),
+            Aggregation::Min => {
+                listed.iter().copied().chain(runs.keys().next().copied()).min().map_or(Value::Null, Value::from)
+            }
+            Aggregation::Max => {
+                listed.iter().copied().chain(runs.keys().next_back().copied()).max().map_or(Value::Null, Value::from)
+            }
             Aggregation::Count => Value::from(n),
-            Aggregation::CountTrue => Value::from(values.iter().filter(|&&v| v == 1).count()),
-            Aggregation::CountFalse => Value::from(values.iter().filter(|&&v| v == 0).count()),
+            Aggregation::CountTrue => Value::from(equal_to(1)),
+            Aggregation::CountFalse => Value::from(equal_to(0)),
         };
         out.insert(format!("{}_{}", aggregation.name(), spec.metric), value);
     }
-    if !spec.percentiles.is_empty() {
-        values.sort_unstable();
-        let sorted: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-        insert_percentiles(spec, &sorted, out);
+    if spec.percentiles.is_empty() {
+        return;
     }
+    listed.sort_unstable();
+    if runs.is_empty() {
+        let sorted: Vec<f64> = listed.iter().map(|&v| v as f64).collect();
+        insert_percentiles(spec, |p| percentile(&sorted, p), out);
+        return;
+    }
+    // Runs and listed values merged into (value, position after its last copy), ascending.
+    let mut merged: BTreeMap<i64, u64> = runs.clone();
+    for &v in listed.iter() {
+        *merged.entry(v).or_default() += 1;
+    }
+    let mut ends = Vec::with_capacity(merged.len());
+    let mut position = 0u64;
+    for (v, c) in merged {
+        position += c;
+        ends.push((v, position));
+    }
+    let nth = |i: usize| ends[ends.partition_point(|&(_, end)| end <= i as u64)].0 as f64;
+    insert_percentiles(spec, |p| percentile_of(position as usize, p, nth), out);
 }
 
-fn render_floats(spec: &MetricSpec, values: &mut [f64], out: &mut Map<String, Value>) {
+fn render_floats(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, Value>) {
+    let listed = &mut values.floats;
     // Summing in sorted order makes the result independent of the order rows arrived in.
-    values.sort_unstable_by(f64::total_cmp);
-    let n = values.len();
-    let sum: f64 = values.iter().sum();
+    listed.sort_unstable_by(f64::total_cmp);
+    let n = listed.len() as u64 + values.unlisted_count;
+    let sum: f64 = values.sum_override.unwrap_or_else(|| listed.iter().sum());
     for &aggregation in &spec.aggregations {
         let value = match aggregation {
             // An empty sum is the integer 0, as in API.md's worked example.
@@ -134,20 +206,21 @@ fn render_floats(spec: &MetricSpec, values: &mut [f64], out: &mut Map<String, Va
                 }
             }
             Aggregation::Avg => number(if n == 0 { 0.0 } else { sum / n as f64 }),
-            Aggregation::Min => values.iter().copied().reduce(f64::min).map_or(Value::Null, number),
-            Aggregation::Max => values.iter().copied().reduce(f64::max).map_or(Value::Null, number),
+            Aggregation::Min => listed.iter().copied().reduce(f64::min).map_or(Value::Null, number),
+            Aggregation::Max => listed.iter().copied().reduce(f64::max).map_or(Value::Null, number),
             Aggregation::Count => Value::from(n),
-            Aggregation::CountTrue => Value::from(values.iter().filter(|&&v| v == 1.0).count()),
-            Aggregation::CountFalse => Value::from(values.iter().filter(|&&v| v == 0.0).count()),
+            Aggregation::CountTrue => Value::from(listed.iter().filter(|&&v| v == 1.0).count()),
+            Aggregation::CountFalse => Value::from(listed.iter().filter(|&&v| v == 0.0).count()),
         };
         out.insert(format!("{}_{}", aggregation.name(), spec.metric), value);
     }
-    insert_percentiles(spec, values, out);
+    let sorted: &[f64] = listed;
+    insert_percentiles(spec, |p| percentile(sorted, p), out);
 }
 
-fn insert_percentiles(spec: &MetricSpec, sorted: &[f64], out: &mut Map<String, Value>) {
+fn insert_percentiles(spec: &MetricSpec, at: impl Fn(f64) -> Option<f64>, out: &mut Map<String, Value>) {
     for &p in &spec.percentiles {
-        out.insert(percentile_key(p, &spec.metric), percentile(sorted, p).map_or(Value::Null, number));
+        out.insert(percentile_key(p, &spec.metric), at(p).map_or(Value::Null, number));
     }
 }
 
@@ -248,5 +321,54 @@ mod tests {
             json!({"sum_error_count": 3, "avg_error_count": 0.6, "min_error_count": 0, "max_error_count": 1,
                    "count_true_error_count": 3, "count_false_error_count": 2, "p50_error_count": 1.0})
         );
+    }
+
+    #[test]
+    fn repeated_integers_render_exactly_like_the_same_values_listed() {
+        let spec = MetricSpec {
+            metric: "error_count".into(),
+            kind: ValueKind::Int,
+            aggregations: vec![
+                Aggregation::Sum,
+                Aggregation::Avg,
+                Aggregation::Min,
+                Aggregation::Max,
+                Aggregation::Count,
+                Aggregation::CountTrue,
+                Aggregation::CountFalse,
+            ],
+            percentiles: vec![0.0, 25.0, 50.0, 62.5, 99.9, 100.0],
+        };
+        let mut listed = Values::default();
+        for v in [0, 1, 1, 0, 1, 5, 1, -3] {
+            listed.push_int(v);
+        }
+        let mut runs = Values::default();
+        runs.push_int_times(1, 3);
+        runs.push_int_times(0, 2);
+        runs.push_int_times(7, 0);
+        runs.push_int(5);
+        runs.push_int(1);
+        runs.push_int(-3);
+        let (mut a, mut b) = (Map::new(), Map::new());
+        render(&spec, &mut listed, &mut a);
+        render(&spec, &mut runs, &mut b);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn values_known_by_count_and_sum_add_to_sums_averages_and_counts() {
+        let spec = MetricSpec {
+            metric: "input_tokens".into(),
+            kind: ValueKind::Int,
+            aggregations: vec![Aggregation::Sum, Aggregation::Avg, Aggregation::Count],
+            percentiles: vec![],
+        };
+        let mut values = Values::default();
+        values.push_int(10);
+        values.add_unlisted_ints(3, 50);
+        let mut out = Map::new();
+        render(&spec, &mut values, &mut out);
+        assert_eq!(Value::Object(out), json!({"sum_input_tokens": 60, "avg_input_tokens": 15.0, "count_input_tokens": 4}));
     }
 }

@@ -1,9 +1,10 @@
 //! The statistics of `/calls/stats` (API.md §4) as pure functions: no HTTP, no SQL.
 //!
 //! `granularity` picks the bucket size, `buckets` lays wall-clock buckets over a window in an
-//! IANA timezone (DST gaps and folds included) and maps instants to them, and `metrics` turns
+//! IANA timezone (DST gaps and folds included) and maps instants to them, `metrics` turns
 //! the values that fall in a bucket into the response's keys (aggregations and exact
-//! percentiles). The route feeds rows from the store into these and serialises the result.
+//! percentiles), and `slots` says which part of a window the 15-minute rollups can answer. The
+//! route feeds rows from the store into these and serialises the result.
 
 /// Wall-clock buckets in a timezone.
 pub mod buckets;
@@ -11,6 +12,8 @@ pub mod buckets;
 pub mod granularity;
 /// Aggregations, percentiles and key names.
 pub mod metrics;
+/// Which part of a window 15-minute rollups can answer.
+pub mod slots;
 
 #[cfg(test)]
 mod reference_tests;

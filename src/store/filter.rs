@@ -12,6 +12,42 @@ pub struct Selection {
     pub query: Option<Condition>,
 }
 
+/// The part of a selection rollups can apply: they keep calls apart only by op and root-ness.
+#[derive(Debug, Clone, Default)]
+pub struct SlotFilter {
+    pub op_names: Option<Vec<String>>,
+    pub roots_only: bool,
+}
+
+impl Selection {
+    /// The selection as rollups can apply it, or None when it asks about anything else.
+    pub fn slot_filter(&self) -> Option<SlotFilter> {
+        // Exhaustive, so a new filter field cannot slip past the rollups unnoticed.
+        let CallsFilter {
+            op_names,
+            input_refs,
+            output_refs,
+            parent_ids,
+            trace_ids,
+            call_ids,
+            thread_ids,
+            turn_ids,
+            wb_user_ids,
+            wb_run_ids,
+            trace_roots_only,
+        } = &self.filter;
+        let others =
+            [input_refs, output_refs, parent_ids, trace_ids, call_ids, thread_ids, turn_ids, wb_user_ids, wb_run_ids];
+        if self.query.is_some() || others.iter().any(|list| active(list).is_some()) {
+            return None;
+        }
+        Some(SlotFilter {
+            op_names: active(op_names).map(<[String]>::to_vec),
+            roots_only: *trace_roots_only == Some(true),
+        })
+    }
+}
+
 /// Append ` and <condition>` for the filter's active fields and the query, on the calls table
 /// aliased `alias` (a literal from our code, never user input).
 pub fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, alias: &'static str, selection: &Selection) {
@@ -50,7 +86,7 @@ fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, alias: &'static str, filter:
     }
 }
 
-fn push_name_match(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, column: &str, names: &[String]) {
+pub(super) fn push_name_match(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, column: &str, names: &[String]) {
     let patterns = NamePatterns::split(names);
     qb.push(" and (false");
     if !patterns.exact.is_empty() {

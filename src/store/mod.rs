@@ -18,6 +18,8 @@ pub mod keys;
 pub mod prices;
 /// Query expressions → SQL.
 pub mod query;
+/// 15-minute rollups: refresh and read.
+pub mod rollups;
 /// The rows `/calls/stats` aggregates.
 pub mod stats;
 /// Calls and usage rows for the usage rollups.

@@ -9,6 +9,7 @@ mod filters;
 mod official_client;
 mod openapi;
 mod query;
+mod rollups;
 mod service;
 mod stats;
 mod support;
