@@ -6,11 +6,12 @@
 -- percentiles stay exact), per op and root-ness; token sums per model. The server merges
 -- slots into buckets and reads raw calls only at unaligned edges or for other filters.
 --
--- Freshness: triggers on calls and call_usage record the slots a transaction touches in
+-- Freshness: triggers on calls record the slots a transaction touches in
 -- rollup_dirty, in that same transaction. A reader first rebuilds the dirty slots of its
 -- window (store::rollups::refresh). Marks carry the writer's transaction id, so writers never
 -- wait on one another, and a refresh deletes only marks it can see: a write still in flight
--- keeps its mark and is picked up by the next refresh.
+-- keeps its mark and is picked up by the next refresh. Usage rows change only with their
+-- call's end (and so its summary), so the calls triggers cover them too.
 
 create function weave_slot(t timestamptz) returns timestamptz
     language sql immutable strict parallel safe
@@ -23,34 +24,68 @@ create table rollup_dirty (
     primary key (project_id, slot, txid)
 );
 
-create table call_rollups (
+-- Each slot is rolled up twice: whole (read by unfiltered requests, so those rows lie
+-- together) and per (op, root-ness) (read by op and root filters).
+create table call_slots (
+    project_id text        not null,
+    slot       timestamptz not null,
+    calls      bigint      not null,
+    errors     bigint      not null,
+    -- float8send(latency_ms) of each finished call, concatenated (8 bytes each, big-endian).
+    latencies  bytea       not null,
+    primary key (project_id, slot)
+);
+create table call_op_slots (
     project_id text        not null,
     slot       timestamptz not null,
     op_name    text,
     is_root    boolean     not null,
     calls      bigint      not null,
     errors     bigint      not null,
-    -- float8send(latency_ms) of each finished call, concatenated (8 bytes each, big-endian).
     latencies  bytea       not null
 );
-create index call_rollups_slot on call_rollups (project_id, slot);
+create index call_op_slots_slot on call_op_slots (project_id, slot);
+create index call_op_slots_op on call_op_slots (project_id, op_name, slot);
+-- Read whole, never searched: skip compression.
+alter table call_slots alter column latencies set storage external;
+alter table call_op_slots alter column latencies set storage external;
 
-create table usage_rollups (
+-- Token sums per model. A sum beyond bigint is stored null: requests over it read raw rows.
+create table usage_slots (
+    project_id                  text        not null,
+    slot                        timestamptz not null,
+    model                       text        not null,
+    usage_rows                  bigint      not null,
+    input_tokens                bigint,
+    output_tokens               bigint,
+    total_tokens                bigint,
+    cache_read_input_tokens     bigint,
+    cache_creation_input_tokens bigint,
+    -- input tokens minus cached ones, floored at 0 per row: what the prompt rate applies to.
+    uncached_input_tokens       bigint,
+    primary key (project_id, slot, model)
+);
+create table usage_op_slots (
     project_id                  text        not null,
     slot                        timestamptz not null,
     op_name                     text,
     is_root                     boolean     not null,
     model                       text        not null,
     usage_rows                  bigint      not null,
-    input_tokens                numeric     not null,
-    output_tokens               numeric     not null,
-    total_tokens                numeric     not null,
-    cache_read_input_tokens     numeric     not null,
-    cache_creation_input_tokens numeric     not null,
-    -- input tokens minus cached ones, floored at 0 per row: what the prompt rate applies to.
-    uncached_input_tokens       numeric     not null
+    input_tokens                bigint,
+    output_tokens               bigint,
+    total_tokens                bigint,
+    cache_read_input_tokens     bigint,
+    cache_creation_input_tokens bigint,
+    uncached_input_tokens       bigint
 );
-create index usage_rollups_slot on usage_rollups (project_id, slot);
+create index usage_op_slots_slot on usage_op_slots (project_id, slot);
+create index usage_op_slots_op on usage_op_slots (project_id, op_name, slot);
+
+-- A numeric sum as bigint, or null when it does not fit.
+create function weave_bigint_or_null(n numeric) returns bigint
+    language sql immutable strict parallel safe
+    return case when n between -9223372036854775808 and 9223372036854775807 then n::bigint end;
 
 create function weave_mark_inserted_calls() returns trigger language plpgsql as $$
 begin
@@ -67,8 +102,8 @@ begin
     from old_calls o join new_calls n on n.project_id = o.project_id and n.id = o.id,
          lateral (values (o.project_id, o.started_at), (n.project_id, n.started_at)) as s(project_id, started_at)
     where s.started_at is not null
-      and (o.started_at, o.ended_at, o.exception, o.deleted_at, o.op_name, o.parent_id)
-          is distinct from (n.started_at, n.ended_at, n.exception, n.deleted_at, n.op_name, n.parent_id)
+      and (o.started_at, o.ended_at, o.exception, o.deleted_at, o.op_name, o.parent_id, o.summary)
+          is distinct from (n.started_at, n.ended_at, n.exception, n.deleted_at, n.op_name, n.parent_id, n.summary)
     on conflict do nothing;
     return null;
 end $$;
@@ -87,23 +122,6 @@ create trigger calls_mark_updated after update on calls
     referencing old table as old_calls new table as new_calls for each statement execute function weave_mark_updated_calls();
 create trigger calls_mark_deleted after delete on calls
     referencing old table as old_calls for each statement execute function weave_mark_deleted_calls();
-
--- Usage rows are timed by their call's start; rows of a call not started yet are marked when
--- its start arrives.
-create function weave_mark_usage() returns trigger language plpgsql as $$
-begin
-    insert into rollup_dirty (project_id, slot)
-    select distinct c.project_id, weave_slot(c.started_at)
-    from changed_usage u join calls c on c.project_id = u.project_id and c.id = u.call_id
-    where c.started_at is not null
-    on conflict do nothing;
-    return null;
-end $$;
-
-create trigger usage_mark_inserted after insert on call_usage
-    referencing new table as changed_usage for each statement execute function weave_mark_usage();
-create trigger usage_mark_deleted after delete on call_usage
-    referencing old table as changed_usage for each statement execute function weave_mark_usage();
 
 -- Everything already stored is dirty once.
 insert into rollup_dirty (project_id, slot)

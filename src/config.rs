@@ -94,6 +94,9 @@ pub struct ServeConfig {
     /// Seconds after which a request is abandoned with 503.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true)]
     pub request_timeout_secs: u64,
+    /// Seconds between background rebuilds of dirty 15-minute rollups (0: only on read).
+    #[arg(long, env = "ROLLUP_REFRESH_SECS", default_value_t = 5, global = true)]
+    pub rollup_refresh_secs: u64,
     /// An admin key to install when no key exists yet (instead of generating and printing one).
     #[arg(long, env = "BOOTSTRAP_API_KEY", hide_env_values = true, global = true)]
     pub bootstrap_api_key: Option<String>,

@@ -12,6 +12,8 @@ pub mod domain;
 pub mod error;
 /// API keys: generation and hashing.
 pub mod keys;
+/// Prometheus metrics.
+pub mod metrics;
 /// HTTP routes, extractors and the OpenAPI document.
 pub mod routes;
 /// `/calls/stats` logic: buckets, granularity, aggregations (pure).
@@ -21,6 +23,7 @@ pub mod store;
 /// Logging set-up.
 pub mod telemetry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use routes::app;
@@ -30,6 +33,7 @@ pub use routes::app;
 pub struct AppState {
     pub db: sqlx::PgPool,
     pub settings: Settings,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Runtime settings the routes need (a subset of the serve configuration).
@@ -58,6 +62,6 @@ impl Default for Settings {
 
 impl AppState {
     pub fn new(db: sqlx::PgPool, settings: Settings) -> Self {
-        Self { db, settings }
+        Self { db, settings, metrics: Arc::default() }
     }
 }

@@ -1,4 +1,6 @@
 //! The `weave-trace-server` binary: parse the command line, then serve, migrate or manage keys.
+use std::time::Duration;
+
 use clap::Parser;
 use weave_trace_server::config::{Cli, Command, KeysCommand};
 use weave_trace_server::{keys, routes, store, telemetry, AppState};
@@ -20,6 +22,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("{secret}");
             }
             let settings = cli.serve.settings();
+            if cli.serve.rollup_refresh_secs > 0 {
+                tokio::spawn(store::rollups::refresh_forever(pool.clone(), Duration::from_secs(cli.serve.rollup_refresh_secs)));
+            }
             let listener = tokio::net::TcpListener::bind(&cli.serve.bind).await?;
             tracing::info!(addr = %listener.local_addr()?, "listening");
             axum::serve(listener, routes::app(AppState::new(pool, settings)))

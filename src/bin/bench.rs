@@ -50,6 +50,9 @@ struct Args {
     /// Where the JSON results go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Stop after ingesting (measure ingestion alone).
+    #[arg(long)]
+    ingest_only: bool,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     keep: bool,
@@ -343,6 +346,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app_db = db.clone();
+    tokio::spawn(store::rollups::refresh_forever(db.clone(), Duration::from_secs(5)));
     tokio::spawn(async move { axum::serve(listener, app(AppState::new(app_db, Settings::default()))).await });
     let server = Arc::new(Server {
         client: Client::builder(TokioExecutor::new()).build_http(),
@@ -416,6 +420,9 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     }
     let ingest_rate = args.calls as f64 / ingest_time.as_secs_f64();
     eprintln!("ingested {} calls in {:.1} s: {ingest_rate:.0} calls/s", args.calls, ingest_time.as_secs_f64());
+    if args.ingest_only {
+        return Ok(());
+    }
 
     // The baseline: the same data in a plain schema.
     sqlx::query(

@@ -235,7 +235,7 @@ async fn usage_buckets(source: &Source<'_>) -> Result<Vec<Map<String, Value>>> {
     });
     let mut tally = UsageTally::new(source.grid, &plan.usage_metrics, wants_costs.then_some(&book));
     source.usage(&mut tally, summable).await?;
-    if tally.price_changed_inside_a_slot {
+    if tally.needs_raw_rows {
         tally = UsageTally::new(source.grid, &plan.usage_metrics, wants_costs.then_some(&book));
         source.usage(&mut tally, false).await?;
     }
@@ -248,11 +248,20 @@ struct CallTally<'a> {
     metrics: &'a [(CallMetric, MetricSpec)],
     counts: Vec<i64>,
     values: Vec<Vec<Values>>,
+    /// Latencies summed in whole microseconds (what timestamps hold): exact in any order, and
+    /// far cheaper than an exact float sum.
+    latency_micros: Vec<i128>,
 }
 
 impl<'a> CallTally<'a> {
     fn new(grid: &'a BucketGrid, metrics: &'a [(CallMetric, MetricSpec)]) -> Self {
-        Self { grid, metrics, counts: vec![0; grid.len()], values: vec![vec![Values::default(); metrics.len()]; grid.len()] }
+        Self {
+            grid,
+            metrics,
+            counts: vec![0; grid.len()],
+            values: vec![vec![Values::default(); metrics.len()]; grid.len()],
+            latency_micros: vec![0; grid.len()],
+        }
     }
 
     fn add_call(&mut self, call: &CallPoint) {
@@ -263,6 +272,7 @@ impl<'a> CallTally<'a> {
                 CallMetric::LatencyMs => {
                     if let Some(latency) = call.latency_ms {
                         values.push_float(latency);
+                        self.latency_micros[bucket] += micros(latency);
                     }
                 }
                 CallMetric::CallCount => values.push_int(1),
@@ -277,7 +287,10 @@ impl<'a> CallTally<'a> {
         let (calls, errors) = (slot.calls.max(0) as u64, slot.errors.max(0) as u64);
         for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
             match metric {
-                CallMetric::LatencyMs => slot.latencies().for_each(|latency| values.push_float(latency)),
+                CallMetric::LatencyMs => slot.latencies().for_each(|latency| {
+                    values.push_float(latency);
+                    self.latency_micros[bucket] += micros(latency);
+                }),
                 CallMetric::CallCount => values.push_int_times(1, calls),
                 CallMetric::ErrorCount => {
                     values.push_int_times(1, errors);
@@ -292,7 +305,10 @@ impl<'a> CallTally<'a> {
         for (bucket, bucket_values) in self.values.iter_mut().enumerate() {
             let mut out = Map::new();
             out.insert("timestamp".into(), Value::from(self.grid.timestamp(bucket)));
-            for ((_, spec), values) in self.metrics.iter().zip(bucket_values.iter_mut()) {
+            for ((metric, spec), values) in self.metrics.iter().zip(bucket_values.iter_mut()) {
+                if *metric == CallMetric::LatencyMs {
+                    values.set_sum(self.latency_micros[bucket] as f64 / 1000.0);
+                }
                 render(spec, values, &mut out);
             }
             out.insert("count".into(), Value::from(self.counts[bucket]));
@@ -300,6 +316,12 @@ impl<'a> CallTally<'a> {
         }
         buckets
     }
+}
+
+/// A latency in whole microseconds: latencies are differences of microsecond timestamps, so
+/// `ms × 1000` is within rounding of an integer.
+fn micros(latency_ms: f64) -> i128 {
+    (latency_ms * 1000.0).round() as i128
 }
 
 /// One model's usage rows in one bucket.
@@ -320,13 +342,14 @@ struct UsageTally<'b> {
     book: Option<&'b PriceBook>,
     /// model → bucket → usage; a BTreeMap orders models by bytes.
     by_model: BTreeMap<String, Vec<UsageBucket<'b>>>,
-    /// Set when a rollup slot straddles a price change, so its rows cannot share one price.
-    price_changed_inside_a_slot: bool,
+    /// Set when a slot cannot stand in for its rows: a price change inside it, or a token sum
+    /// past the bigint range.
+    needs_raw_rows: bool,
 }
 
 impl<'b> UsageTally<'b> {
     fn new(grid: &'b BucketGrid, metrics: &'b [(UsageMetric, MetricSpec)], book: Option<&'b PriceBook>) -> Self {
-        Self { grid, metrics, book, by_model: BTreeMap::new(), price_changed_inside_a_slot: false }
+        Self { grid, metrics, book, by_model: BTreeMap::new(), needs_raw_rows: false }
     }
 
     fn bucket(&mut self, model: &str, bucket: usize) -> &mut UsageBucket<'b> {
@@ -386,38 +409,48 @@ impl<'b> UsageTally<'b> {
 
     fn add_slot(&mut self, slot: &UsageSlot) {
         let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
-        let book = self.book;
-        let metrics = self.metrics;
-        if let Some(book) = book {
-            if !book.is_constant_over(&slot.model, slot.slot, slots::slot_end(slot.slot)) {
-                self.price_changed_inside_a_slot = true;
-            }
+        let (book, metrics) = (self.book, self.metrics);
+        let sums = [
+            slot.input_tokens,
+            slot.output_tokens,
+            slot.total_tokens,
+            slot.cache_read_input_tokens,
+            slot.cache_creation_input_tokens,
+            slot.uncached_input_tokens,
+        ];
+        let [Some(input), Some(output), Some(total), Some(cache_read), Some(cache_creation), Some(uncached)] = sums
+        else {
+            self.needs_raw_rows = true;
+            return;
+        };
+        if book.is_some_and(|book| !book.is_constant_over(&slot.model, slot.slot, slots::slot_end(slot.slot))) {
+            self.needs_raw_rows = true;
         }
         let entry = self.bucket(&slot.model, bucket);
-        entry.rows += slot.rows;
+        entry.rows += slot.usage_rows;
         if let Some(book) = book {
-            let sums = TokenSums {
-                uncached_input: slot.uncached_input_tokens,
-                output: slot.output_tokens,
-                cache_read: slot.cache_read_input_tokens,
-                cache_creation: slot.cache_creation_input_tokens,
+            let tokens = TokenSums {
+                uncached_input: uncached.into(),
+                output: output.into(),
+                cache_read: cache_read.into(),
+                cache_creation: cache_creation.into(),
             };
-            Self::bill(entry, book.price_for(&slot.model, slot.slot), slot.rows, &sums);
+            Self::bill(entry, book.price_for(&slot.model, slot.slot), slot.usage_rows, &tokens);
         }
-        let rows = slot.rows.max(0) as u64;
+        let rows = slot.usage_rows.max(0) as u64;
         for (values, (metric, _)) in entry.values.iter_mut().zip(metrics) {
-            match metric {
-                UsageMetric::InputTokens => values.add_unlisted_ints(rows, slot.input_tokens),
-                UsageMetric::OutputTokens => values.add_unlisted_ints(rows, slot.output_tokens),
-                UsageMetric::TotalTokens => values.add_unlisted_ints(rows, slot.total_tokens),
-                UsageMetric::CacheReadInputTokens => values.add_unlisted_ints(rows, slot.cache_read_input_tokens),
-                UsageMetric::CacheCreationInputTokens => {
-                    values.add_unlisted_ints(rows, slot.cache_creation_input_tokens)
-                }
+            let sum = match metric {
+                UsageMetric::InputTokens => input,
+                UsageMetric::OutputTokens => output,
+                UsageMetric::TotalTokens => total,
+                UsageMetric::CacheReadInputTokens => cache_read,
+                UsageMetric::CacheCreationInputTokens => cache_creation,
                 UsageMetric::InputCost | UsageMetric::OutputCost | UsageMetric::TotalCost => {
-                    values.add_unlisted_floats(rows)
+                    values.add_unlisted_floats(rows);
+                    continue;
                 }
-            }
+            };
+            values.add_unlisted_ints(rows, sum.into());
         }
     }
 

@@ -191,10 +191,8 @@ fn render_ints(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, Val
 
 fn render_floats(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, Value>) {
     let listed = &mut values.floats;
-    // Summing in sorted order makes the result independent of the order rows arrived in.
-    listed.sort_unstable_by(f64::total_cmp);
     let n = listed.len() as u64 + values.unlisted_count;
-    let sum: f64 = values.sum_override.unwrap_or_else(|| listed.iter().sum());
+    let sum: f64 = values.sum_override.unwrap_or_else(|| exact_sum(listed));
     for &aggregation in &spec.aggregations {
         let value = match aggregation {
             // An empty sum is the integer 0, as in API.md's worked example.
@@ -214,8 +212,105 @@ fn render_floats(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, V
         };
         out.insert(format!("{}_{}", aggregation.name(), spec.metric), value);
     }
-    let sorted: &[f64] = listed;
-    insert_percentiles(spec, |p| percentile(sorted, p), out);
+    if spec.percentiles.is_empty() {
+        return;
+    }
+    let at_rank = select_ranks(listed, &spec.percentiles);
+    let count = listed.len();
+    insert_percentiles(
+        spec,
+        |p| {
+            percentile_of(count, p, |i| {
+                at_rank.binary_search_by_key(&i, |&(rank, _)| rank).map(|k| at_rank[k].1).expect("rank was selected")
+            })
+        },
+        out,
+    );
+}
+
+/// The values at the ranks the percentiles `ps` interpolate between, by selection rather than
+/// a full sort: (rank, value) ascending. Reorders `values`.
+fn select_ranks(values: &mut [f64], ps: &[f64]) -> Vec<(usize, f64)> {
+    let n = values.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut ranks: Vec<usize> = ps
+        .iter()
+        .flat_map(|p| {
+            let i = (((p / 100.0) * (n - 1) as f64).floor() as usize).min(n - 1);
+            [i, (i + 1).min(n - 1)]
+        })
+        .collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    let mut selected: Vec<(usize, f64)> = Vec::with_capacity(ranks.len());
+    let mut done = 0;
+    for rank in ranks {
+        // Everything before `done` is at most the previous selection, everything from it on at
+        // least: the next rank is the smallest of the rest, no selection needed.
+        let value = if rank == done && done > 0 {
+            values[done..].iter().copied().min_by(f64::total_cmp).expect("rank < n")
+        } else {
+            *values[done..].select_nth_unstable_by(rank - done, f64::total_cmp).1
+        };
+        if rank == done && done > 0 {
+            // Keep the invariant: move the minimum to `done`.
+            let at = done + values[done..].iter().position(|v| v.total_cmp(&value).is_eq()).expect("found above");
+            values.swap(done, at);
+        }
+        selected.push((rank, value));
+        done = rank + 1;
+    }
+    selected
+}
+
+/// The correctly rounded sum of `values` (Shewchuk's algorithm, as Python's `math.fsum`): the
+/// same in whatever order the values come, so rollups and raw rows agree to the last bit.
+pub fn exact_sum(values: &[f64]) -> f64 {
+    // Non-overlapping partial sums, smallest first, whose exact total is the exact sum.
+    let mut partials: Vec<f64> = Vec::new();
+    for &value in values {
+        let mut x = value;
+        let mut kept = 0;
+        for j in 0..partials.len() {
+            let mut y = partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                partials[kept] = lo;
+                kept += 1;
+            }
+            x = hi;
+        }
+        partials.truncate(kept);
+        partials.push(x);
+    }
+    // Add the partials from the largest down, then correct the last rounding (half-even).
+    let Some(mut n) = partials.len().checked_sub(1) else { return 0.0 };
+    let mut hi = partials[n];
+    let mut lo = 0.0;
+    while n > 0 {
+        let x = hi;
+        n -= 1;
+        let y = partials[n];
+        hi = x + y;
+        lo = y - (hi - x);
+        if lo != 0.0 {
+            break;
+        }
+    }
+    if n > 0 && ((lo < 0.0 && partials[n - 1] < 0.0) || (lo > 0.0 && partials[n - 1] > 0.0)) {
+        let y = lo * 2.0;
+        let x = hi + y;
+        if y == x - hi {
+            hi = x;
+        }
+    }
+    hi
 }
 
 fn insert_percentiles(spec: &MetricSpec, at: impl Fn(f64) -> Option<f64>, out: &mut Map<String, Value>) {
@@ -370,5 +465,36 @@ mod tests {
         let mut out = Map::new();
         render(&spec, &mut values, &mut out);
         assert_eq!(Value::Object(out), json!({"sum_input_tokens": 60, "avg_input_tokens": 15.0, "count_input_tokens": 4}));
+    }
+
+    #[test]
+    fn exact_sums_do_not_depend_on_order_and_round_once() {
+        assert_eq!(exact_sum(&[0.1; 10]), 1.0);
+        assert_eq!(exact_sum(&[1e16, 1.0, -1e16]), 1.0);
+        assert_eq!(exact_sum(&[]), 0.0);
+        let values: Vec<f64> = (1..2000).map(|i| (i as f64 * 0.731).sin() * 10f64.powi(i % 9)).collect();
+        let mut reversed = values.clone();
+        reversed.reverse();
+        assert_eq!(exact_sum(&values), exact_sum(&reversed));
+    }
+
+    #[test]
+    fn percentiles_by_selection_match_the_sorted_definition() {
+        let values: Vec<f64> = (0..997).map(|i| ((i * 7919) % 1013) as f64 / 3.0).collect();
+        let mut sorted = values.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let spec = MetricSpec {
+            metric: "latency_ms".into(),
+            kind: ValueKind::Float,
+            aggregations: vec![],
+            percentiles: vec![0.0, 1.5, 50.0, 95.0, 99.0, 99.9, 100.0],
+        };
+        let mut listed = Values::default();
+        values.iter().for_each(|&v| listed.push_float(v));
+        let mut out = Map::new();
+        render(&spec, &mut listed, &mut out);
+        for &p in &spec.percentiles {
+            assert_eq!(out[&percentile_key(p, "latency_ms")], number(percentile(&sorted, p).unwrap()), "p{p}");
+        }
     }
 }

@@ -22,78 +22,149 @@ impl CallSlot {
     }
 }
 
-/// One slot's usage rows of one model (and op, root-ness), summed.
-#[derive(Debug)]
+/// One slot's usage rows of one model (and op, root-ness), summed; a sum is None when it
+/// passed the bigint range.
+#[derive(Debug, sqlx::FromRow)]
 pub struct UsageSlot {
     pub slot: DateTime<Utc>,
     pub model: String,
-    pub rows: i64,
-    pub input_tokens: i128,
-    pub output_tokens: i128,
-    pub total_tokens: i128,
-    pub cache_read_input_tokens: i128,
-    pub cache_creation_input_tokens: i128,
-    pub uncached_input_tokens: i128,
+    pub usage_rows: i64,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    pub cache_read_input_tokens: Option<i64>,
+    pub cache_creation_input_tokens: Option<i64>,
+    pub uncached_input_tokens: Option<i64>,
 }
+
+/// Slots rebuilt per transaction: progress survives a long backlog, and no statement nears
+/// the statement timeout.
+const SLOTS_PER_REFRESH: usize = 96;
 
 /// Rebuild the slots in `[from, to)` that writes have touched since they were last built.
 ///
 /// Refreshes of a project take turns (an advisory lock), so the last rollup written is always
-/// from the newest snapshot. Only marks visible when the refresh starts are consumed; the
+/// from the newest snapshot. Only marks visible when a refresh starts are consumed; the
 /// rebuild reads a later snapshot, so every write a consumed mark stands for is in it.
 pub async fn refresh(db: &PgPool, project: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    // The slots dirty now: writes landing meanwhile wait for the next request, so a reader
+    // never chases a busy writer.
+    let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
+        "select distinct slot from rollup_dirty where project_id = $1 and slot >= $2 and slot < $3 order by slot",
+    )
+    .bind(project)
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await?;
+    for slots in dirty.chunks(SLOTS_PER_REFRESH) {
+        rebuild(db, project, slots).await?;
+    }
+    Ok(())
+}
+
+/// The background refresher: keeps the rollups close to the writes, so a dashboard read rarely
+/// rebuilds much. Reads stay exact either way: they rebuild what is still dirty in their window.
+pub async fn refresh_forever(db: PgPool, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = refresh_everything(&db).await {
+            tracing::warn!(%error, "background rollup refresh failed; retrying next round");
+        }
+    }
+}
+
+/// Rebuild every dirty slot of every project (the background refresher's round), so reads
+/// after a burst of writes find little left to do.
+pub async fn refresh_everything(db: &PgPool) -> Result<(), sqlx::Error> {
+    let projects: Vec<String> = sqlx::query_scalar("select distinct project_id from rollup_dirty").fetch_all(db).await?;
+    for project in projects {
+        // Every instant a call can start at (years 1 to 9999).
+        let (first, last) = (DateTime::from_timestamp(-62_135_596_800, 0), DateTime::from_timestamp(253_402_300_800, 0));
+        refresh(db, &project, first.expect("year 1"), last.expect("year 10000")).await?;
+    }
+    Ok(())
+}
+
+/// Consume the marks of `slots` and rebuild their rollups, in one transaction.
+async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("select pg_advisory_xact_lock(hashtextextended('weave rollups ' || $1, 0))")
         .bind(project)
         .execute(&mut *tx)
         .await?;
-    let mut slots: Vec<DateTime<Utc>> = sqlx::query_scalar(
-        "delete from rollup_dirty where project_id = $1 and slot >= $2 and slot < $3 returning slot",
-    )
-    .bind(project)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut slots: Vec<DateTime<Utc>> =
+        sqlx::query_scalar("delete from rollup_dirty where project_id = $1 and slot = any($2) returning slot")
+            .bind(project)
+            .bind(slots)
+            .fetch_all(&mut *tx)
+            .await?;
     if slots.is_empty() {
+        // Another refresh got there first.
         return tx.commit().await;
     }
     slots.sort_unstable();
     slots.dedup();
-    for table in ["call_rollups", "usage_rollups"] {
+    for table in ["call_slots", "call_op_slots", "usage_slots", "usage_op_slots"] {
         sqlx::query(&format!("delete from {table} where project_id = $1 and slot = any($2)"))
             .bind(project)
             .bind(&slots)
             .execute(&mut *tx)
             .await?;
     }
-    // Each slot is an index range scan of calls_project_started.
+    // One pass over the slots' calls fills both tables.
     sqlx::query(
-        "insert into call_rollups (project_id, slot, op_name, is_root, calls, errors, latencies)
-         select $1, s.slot, c.op_name, c.parent_id is null, count(*), count(c.exception),
-                coalesce(string_agg(float8send(c.latency_ms), ''::bytea), ''::bytea)
-         from unnest($2::timestamptz[]) s(slot)
-         join calls c on c.project_id = $1 and c.deleted_at is null
-                     and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes'
-         group by s.slot, c.op_name, c.parent_id is null",
+        "with rolled as (
+             select s.slot, grouping(c.op_name) = 1 as whole, c.op_name, c.parent_id is null as is_root,
+                    count(*) as calls, count(c.exception) as errors,
+                    coalesce(string_agg(float8send(c.latency_ms), ''::bytea), ''::bytea) as latencies
+             from unnest($2::timestamptz[]) s(slot), lateral (
+                 -- offset 0 keeps this a per-slot index range scan (the planner would flatten it).
+                 select * from calls c where c.project_id = $1 and c.deleted_at is null
+                     and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes' offset 0
+             ) c
+             group by grouping sets ((s.slot), (s.slot, c.op_name, c.parent_id is null))
+         ), whole as (
+             insert into call_slots (project_id, slot, calls, errors, latencies)
+             select $1, slot, calls, errors, latencies from rolled where whole order by slot
+         )
+         insert into call_op_slots (project_id, slot, op_name, is_root, calls, errors, latencies)
+         select $1, slot, op_name, is_root, calls, errors, latencies from rolled where not whole order by slot",
     )
     .bind(project)
     .bind(&slots)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "insert into usage_rollups (project_id, slot, op_name, is_root, model, usage_rows, input_tokens,
-                                    output_tokens, total_tokens, cache_read_input_tokens,
-                                    cache_creation_input_tokens, uncached_input_tokens)
-         select $1, s.slot, c.op_name, c.parent_id is null, u.model, count(*), sum(u.input_tokens),
-                sum(u.output_tokens), sum(u.total_tokens), sum(u.cache_read_input_tokens),
-                sum(u.cache_creation_input_tokens),
-                sum(weave_uncached_input(u.input_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens))
-         from unnest($2::timestamptz[]) s(slot)
-         join calls c on c.project_id = $1 and c.deleted_at is null
-                     and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes'
-         join call_usage u on u.project_id = c.project_id and u.call_id = c.id
-         group by s.slot, c.op_name, c.parent_id is null, u.model",
+        "with rolled as (
+             select s.slot, grouping(c.op_name) = 1 as whole, c.op_name, c.parent_id is null as is_root, u.model,
+                    count(*) as usage_rows,
+                    weave_bigint_or_null(sum(u.input_tokens)) as input_tokens,
+                    weave_bigint_or_null(sum(u.output_tokens)) as output_tokens,
+                    weave_bigint_or_null(sum(u.total_tokens)) as total_tokens,
+                    weave_bigint_or_null(sum(u.cache_read_input_tokens)) as cache_read_input_tokens,
+                    weave_bigint_or_null(sum(u.cache_creation_input_tokens)) as cache_creation_input_tokens,
+                    weave_bigint_or_null(sum(weave_uncached_input(
+                        u.input_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens))) as uncached_input_tokens
+             from unnest($2::timestamptz[]) s(slot), lateral (
+                 select c.project_id, c.id, c.op_name, c.parent_id from calls c
+                 where c.project_id = $1 and c.deleted_at is null
+                     and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes' offset 0
+             ) c
+             join call_usage u on u.project_id = c.project_id and u.call_id = c.id
+             group by grouping sets ((s.slot, u.model), (s.slot, c.op_name, c.parent_id is null, u.model))
+         ), whole as (
+             insert into usage_slots (project_id, slot, model, usage_rows, input_tokens, output_tokens, total_tokens,
+                                      cache_read_input_tokens, cache_creation_input_tokens, uncached_input_tokens)
+             select $1, slot, model, usage_rows, input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
+                    cache_creation_input_tokens, uncached_input_tokens
+             from rolled where whole order by slot, model
+         )
+         insert into usage_op_slots (project_id, slot, op_name, is_root, model, usage_rows, input_tokens, output_tokens,
+                                     total_tokens, cache_read_input_tokens, cache_creation_input_tokens, uncached_input_tokens)
+         select $1, slot, op_name, is_root, model, usage_rows, input_tokens, output_tokens, total_tokens,
+                cache_read_input_tokens, cache_creation_input_tokens, uncached_input_tokens
+         from rolled where not whole order by slot",
     )
     .bind(project)
     .bind(&slots)
@@ -102,15 +173,19 @@ pub async fn refresh(db: &PgPool, project: &str, from: DateTime<Utc>, to: DateTi
     tx.commit().await
 }
 
-/// Rollup rows of `[from, to)` matching `filter` (alias `r`).
+/// Rollup rows of `[from, to)` matching `filter`, from the whole-slot table when it has no
+/// condition, else from the per-op table (aliased `r` either way).
 fn slot_rows<'a>(
-    select: &str,
+    columns: &str,
+    tables: (&str, &str),
     project: &'a str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     filter: &SlotFilter,
 ) -> QueryBuilder<'a, Postgres> {
-    let mut qb = QueryBuilder::new(select);
+    let whole = filter.op_names.is_none() && !filter.roots_only;
+    let table = if whole { tables.0 } else { tables.1 };
+    let mut qb = QueryBuilder::new(format!("select {columns} from {table} r"));
     qb.push(" where r.project_id = ").push_bind(project);
     qb.push(" and r.slot >= ").push_bind(from).push(" and r.slot < ").push_bind(to);
     if let Some(names) = &filter.op_names {
@@ -131,7 +206,14 @@ pub async fn for_each_call_slot(
     filter: &SlotFilter,
     mut each: impl FnMut(CallSlot),
 ) -> Result<(), sqlx::Error> {
-    let mut qb = slot_rows("select r.slot, r.calls, r.errors, r.latencies from call_rollups r", project, from, to, filter);
+    let mut qb = slot_rows(
+        "r.slot, r.calls, r.errors, r.latencies",
+        ("call_slots", "call_op_slots"),
+        project,
+        from,
+        to,
+        filter,
+    );
     let mut rows = qb.build_query_as::<CallSlot>().fetch(db);
     while let Some(row) = rows.try_next().await? {
         each(row);
@@ -148,33 +230,18 @@ pub async fn for_each_usage_slot(
     filter: &SlotFilter,
     mut each: impl FnMut(UsageSlot),
 ) -> Result<(), sqlx::Error> {
-    // Sums are numeric (a sum of bigints can pass i64); text carries them exactly.
     let mut qb = slot_rows(
-        "select r.slot, r.model, r.usage_rows, r.input_tokens::text, r.output_tokens::text, r.total_tokens::text,
-                r.cache_read_input_tokens::text, r.cache_creation_input_tokens::text, r.uncached_input_tokens::text
-         from usage_rollups r",
+        "r.slot, r.model, r.usage_rows, r.input_tokens, r.output_tokens, r.total_tokens, r.cache_read_input_tokens,
+         r.cache_creation_input_tokens, r.uncached_input_tokens",
+        ("usage_slots", "usage_op_slots"),
         project,
         from,
         to,
         filter,
     );
-    type Row = (DateTime<Utc>, String, i64, String, String, String, String, String, String);
-    let mut rows = qb.build_query_as::<Row>().fetch(db);
-    let number = |text: &str| text.parse::<i128>().map_err(|e| sqlx::Error::Decode(Box::new(e)));
-    while let Some((slot, model, rows_count, input, output, total, cache_read, cache_creation, uncached)) =
-        rows.try_next().await?
-    {
-        each(UsageSlot {
-            slot,
-            model,
-            rows: rows_count,
-            input_tokens: number(&input)?,
-            output_tokens: number(&output)?,
-            total_tokens: number(&total)?,
-            cache_read_input_tokens: number(&cache_read)?,
-            cache_creation_input_tokens: number(&cache_creation)?,
-            uncached_input_tokens: number(&uncached)?,
-        });
+    let mut rows = qb.build_query_as::<UsageSlot>().fetch(db);
+    while let Some(row) = rows.try_next().await? {
+        each(row);
     }
     Ok(())
 }

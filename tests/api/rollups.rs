@@ -109,8 +109,9 @@ async fn rollups_answer_exactly_like_the_calls_through_late_ends_retries_updates
     let calls: Vec<_> = (0..400).map(call).collect();
     ingest(&app, calls.clone()).await;
     let first = same_both_ways(&app).await;
-    assert!(app.count_rows("call_rollups").await > 0, "the dashboard requests were served by rollups");
-    assert!(app.count_rows("usage_rollups").await > 0);
+    assert!(app.count_rows("call_slots").await > 0, "the dashboard requests were served by rollups");
+    assert!(app.count_rows("usage_slots").await > 0);
+    assert!(app.count_rows("call_op_slots").await > 0 && app.count_rows("usage_op_slots").await > 0);
     assert_eq!(app.count_rows("rollup_dirty").await, 0, "a refresh consumes the marks of its window");
     assert_eq!(total_calls(&first[0]), 400);
 
