@@ -43,13 +43,26 @@ pub enum ApiError {
 }
 
 /// One entry of a 422 `detail` list (pydantic's error shape).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ValidationDetail {
     #[serde(rename = "type")]
     pub kind: String,
+    /// Where: `["body", <field>, <index>, ...]`, or `["body", <byte offset>]` for invalid JSON.
     pub loc: Vec<Value>,
     pub msg: String,
     pub input: Value,
+}
+
+/// The body of a 422 (API.md §1.1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ValidationErrorBody {
+    pub detail: Vec<ValidationDetail>,
+}
+
+/// The body of every other error (API.md §1.1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub reason: String,
 }
 
 impl ValidationDetail {

@@ -50,6 +50,13 @@ struct Args {
     /// Where the JSON results go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Load mode: drive `--load-clients` clients mixing ingestion, stats and reads for this
+    /// many seconds, then read every acknowledged call back (instead of the benchmark).
+    #[arg(long, default_value_t = 0)]
+    load_secs: u64,
+    /// Concurrent clients in load mode.
+    #[arg(long, default_value_t = 64)]
+    load_clients: usize,
     /// Stop after ingesting (measure ingestion alone).
     #[arg(long)]
     ingest_only: bool,
@@ -196,6 +203,20 @@ impl Server {
         let response = self.client.request(request).await.expect("request");
         let status = response.status();
         (status, response.into_body().collect().await.expect("body").to_bytes())
+    }
+
+    /// Like `post`, but a failed connection is an error, not a panic (load mode counts them).
+    async fn try_post(&self, path: &str, body: Bytes) -> Result<(StatusCode, Bytes), String> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, &self.auth)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        Ok((status, response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()))
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> Value {
@@ -353,6 +374,9 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         base: format!("http://{addr}"),
         auth: format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("api:{secret}"))),
     });
+    if args.load_secs > 0 {
+        return load(args, &server).await;
+    }
     let settings: Vec<(String, String)> =
         sqlx::query_as("select name, setting from pg_settings where name in ('fsync', 'shared_buffers', 'work_mem', 'synchronous_commit', 'server_version')")
             .fetch_all(&db)
@@ -525,5 +549,134 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     });
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// What load mode sends for call `i` of client `c`'s batch `b`: deterministic, so it can be
+/// checked when read back.
+fn load_call(c: usize, b: usize, i: usize) -> (String, Value, Value) {
+    let id = format!("load-{c}-{b}-{i}");
+    let started = window_start() + TimeDelta::seconds(((c * 7919 + b * 104_729 + i * 31) % 86_400) as i64);
+    let start = json!({"mode": "start", "req": {"start": {
+        "project_id": PROJECT, "id": id, "trace_id": format!("load-{c}-{b}"), "op_name": format!("weave:///bench/dashboard/op/load{}:v1", i % 5),
+        "started_at": started.to_rfc3339(), "attributes": {}, "inputs": {"client": c, "batch": b, "i": i},
+    }}});
+    let end = json!({"mode": "end", "req": {"end": {
+        "project_id": PROJECT, "id": id, "ended_at": (started + TimeDelta::milliseconds((i * 37 % 5000) as i64)).to_rfc3339(),
+        "output": {"echo": id}, "summary": {"usage": {"gpt-4o": {"prompt_tokens": i, "completion_tokens": 1}}},
+    }}});
+    (id, start, end)
+}
+
+/// Load mode (issue 7): clients mixing `/call/upsert_batch` (60%), `/calls/stats` (20%) and
+/// `/call/read` (20%) for a while; then every acknowledged call is read back and compared.
+async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::error::Error>> {
+    const CALLS: usize = 20;
+    let deadline = Instant::now() + Duration::from_secs(args.load_secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.load_clients {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            // (operation, latency, ok) per request; acknowledged batches.
+            let mut samples: Vec<(&'static str, Duration, bool)> = Vec::new();
+            let mut acknowledged: Vec<usize> = Vec::new();
+            let mut b = 0;
+            let mut step = c;
+            while Instant::now() < deadline {
+                step += 1;
+                let (op, path, body) = match step % 5 {
+                    0 if !acknowledged.is_empty() => {
+                        let batch = acknowledged[step % acknowledged.len()];
+                        ("read", "/call/read", json!({"project_id": PROJECT, "id": format!("load-{c}-{batch}-{}", step % CALLS)}))
+                    }
+                    1 => ("stats", "/calls/stats", dashboard_request("UTC", None, 1, Some(3600))),
+                    _ => {
+                        let items: Vec<Value> =
+                            (0..CALLS).flat_map(|i| { let (_, s, e) = load_call(c, b, i); [s, e] }).collect();
+                        b += 1;
+                        ("upsert_batch", "/call/upsert_batch", json!({ "batch": items }))
+                    }
+                };
+                let sent = Instant::now();
+                let reply = server.try_post(path, Bytes::from(body.to_string())).await;
+                let ok = matches!(&reply, Ok((StatusCode::OK, _)));
+                if let (false, Ok((status, bytes))) = (ok, &reply) {
+                    eprintln!("{path}: {status} {}", String::from_utf8_lossy(bytes));
+                }
+                samples.push((op, sent.elapsed(), ok));
+                if ok && op == "upsert_batch" {
+                    acknowledged.push(b - 1);
+                }
+            }
+            (samples, acknowledged)
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut acknowledged = Vec::new();
+    for (c, task) in tasks.into_iter().enumerate() {
+        let (s, a) = task.await?;
+        samples.extend(s);
+        acknowledged.extend(a.into_iter().map(|b| (c, b)));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let errors = samples.iter().filter(|s| !s.2).count();
+    println!(
+        "load: {} clients for {:.0} s, {} requests ({:.0}/s), {errors} errors",
+        args.load_clients,
+        elapsed,
+        samples.len(),
+        samples.len() as f64 / elapsed
+    );
+    let mut report = Vec::new();
+    for op in ["upsert_batch", "stats", "read"] {
+        let mut latencies: Vec<Duration> = samples.iter().filter(|s| s.0 == op).map(|s| s.1).collect();
+        if latencies.is_empty() {
+            continue;
+        }
+        latencies.sort();
+        let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+        println!("  {op:<13} {:>7} requests  p50 {:>7.1} ms  p99 {:>7.1} ms", latencies.len(), at(0.5), at(0.99));
+        report.push(json!({"operation": op, "requests": latencies.len(), "p50_ms": at(0.5), "p99_ms": at(0.99)}));
+    }
+
+    // Read everything back through the API and compare with what was sent.
+    let (status, bytes) = server.post("/calls/stream_query", Bytes::from(json!({"project_id": PROJECT}).to_string())).await;
+    if status != StatusCode::OK {
+        return Err(format!("stream_query: {status}").into());
+    }
+    let mut stored: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let call: Value = serde_json::from_slice(line)?;
+        stored.insert(call["id"].as_str().unwrap_or_default().to_string(), call);
+    }
+    let mut lost = 0usize;
+    let mut wrong = 0usize;
+    for &(c, b) in &acknowledged {
+        for i in 0..CALLS {
+            let (id, start, end) = load_call(c, b, i);
+            match stored.get(&id) {
+                None => lost += 1,
+                Some(call) => {
+                    let same = call["inputs"] == start["req"]["start"]["inputs"]
+                        && call["output"] == end["req"]["end"]["output"]
+                        && call["ended_at"].is_string();
+                    wrong += usize::from(!same);
+                }
+            }
+        }
+    }
+    let calls = acknowledged.len() * CALLS;
+    println!("read back: {calls} acknowledged calls, {lost} lost, {wrong} differing");
+    std::fs::create_dir_all(&args.out)?;
+    let path = args.out.join(format!("{}-load-{}clients.json", Utc::now().format("%Y%m%dT%H%M%S"), args.load_clients));
+    let report = json!({"clients": args.load_clients, "seconds": elapsed, "requests": samples.len(), "errors": errors,
+        "operations": report, "acknowledged_calls": calls, "lost": lost, "differing": wrong,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get())});
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", path.display());
+    if errors > 0 || lost > 0 || wrong > 0 {
+        return Err("load: errors, lost or differing calls".into());
+    }
     Ok(())
 }

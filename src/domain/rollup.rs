@@ -82,7 +82,13 @@ pub fn rollup(calls: &[(String, Option<String>)], own: &HashMap<String, UsageMap
 
 fn merge_into(target: &mut UsageMap, source: &UsageMap) {
     for (model, usage) in source {
-        target.entry(model.clone()).or_default().add(usage);
+        // Clone the model name only when the target lacks it (rarely, after the first child).
+        match target.get_mut(model) {
+            Some(total) => total.add(usage),
+            None => {
+                target.insert(model.clone(), *usage);
+            }
+        }
     }
 }
 

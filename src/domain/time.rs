@@ -46,8 +46,11 @@ impl Timestamp {
 
     /// Years 1 to 9999 only: ISO 8601's range, and safely inside Postgres' (which rejects
     /// some instants chrono accepts, and would answer with an error instead of a 422).
+    /// Leap seconds (`23:59:60`) are refused too: Postgres has none, and would move the
+    /// instant into the next minute.
     fn in_range(self) -> Option<Self> {
-        (1..=9999).contains(&self.0.year()).then_some(self)
+        let leap_second = self.0.nanosecond() >= 1_000_000_000;
+        ((1..=9999).contains(&self.0.year()) && !leap_second).then_some(self)
     }
 }
 
@@ -149,6 +152,13 @@ mod tests {
         assert_eq!(p("2025-01-15T11:00:00.25Z"), "2025-01-15T11:00:00.250000Z");
         assert_eq!(p("2025-01-15T11:00:00.000000Z"), "2025-01-15T11:00:00Z");
         assert_eq!(p("2025-01-15T11:00:00.1234569Z"), "2025-01-15T11:00:00.123456Z");
+    }
+
+    #[test]
+    fn leap_seconds_are_refused() {
+        assert!(Timestamp::parse("2016-12-31T23:59:60Z").is_none());
+        assert!(Timestamp::parse("2016-12-31T23:59:60.5+00:00").is_none());
+        assert!(Timestamp::parse("2016-12-31T23:59:59.999999Z").is_some());
     }
 
     #[test]

@@ -50,8 +50,9 @@ pub struct CallEndReq {
     pub end: EndedCall,
 }
 
-/// An empty JSON object.
+/// An empty JSON object (no other properties, so a batch result is exactly one of its kinds).
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Empty {}
 
 /// One item of an upsert batch: `{"mode": "start", "req": {"start": ...}}` or the same with `end`.
@@ -155,6 +156,7 @@ pub(crate) async fn ingest(state: &AppState, caller: &Caller, items: Vec<BatchIt
     calls_store::upsert_starts(&mut tx, &starts).await?;
     calls_store::upsert_ends(&mut tx, &ends).await?;
     tx.commit().await?;
+    state.metrics.add_calls_ingested(complete.len() + starts.len() + ends.len());
     Ok(results)
 }
 

@@ -45,6 +45,7 @@ pub mod v2;
 #[openapi(
     info(title = "weave-trace-server", description = "A W&B Weave-compatible trace server on Postgres."),
     modifiers(&SecurityAddon),
+    components(schemas(crate::error::ErrorBody, crate::error::ValidationErrorBody)),
     security(("basic" = []), ("bearer" = [])),
     tags((name = "calls", description = "Ingest and read calls"), (name = "stats", description = "Time-bucketed call and usage metrics"), (name = "usage", description = "Usage with descendant rollup"), (name = "costs", description = "Prices per model"), (name = "service", description = "Health and versions"))
 )]
@@ -61,6 +62,35 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
+/// The error answers every endpoint that takes a body can give (API.md §1.1), documented on
+/// each operation so clients and contract tests know them.
+struct ErrorResponses;
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let response = |description: &str, schema: &str| {
+            let content = ContentBuilder::new().schema(Some(RefOr::Ref(Ref::from_schema_name(schema)))).build();
+            RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+        };
+        let errors = [
+            ("400", "A request the server cannot act on", "ErrorBody"),
+            ("401", "Missing or unknown credentials", "ErrorBody"),
+            ("403", "The key may not access this project", "ErrorBody"),
+            ("413", "Body (or result) over the limit", "ErrorBody"),
+            ("422", "Invalid request", "ValidationErrorBody"),
+            ("503", "The database is unavailable or the request timed out", "ErrorBody"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(operation) = item.post.as_mut() {
+                for (status, description, schema) in errors {
+                    operation.responses.responses.entry(status.to_string()).or_insert_with(|| response(description, schema));
+                }
+            }
+        }
+    }
+}
+
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(calls::router())
@@ -74,7 +104,15 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/openapi.json` and checked in under `openapi/`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    parts().1
+}
+
+/// The router and its document, with the error answers added to every operation (they need
+/// the paths, which exist only once the routers are merged).
+fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = api().split_for_parts();
+    utoipa::Modify::modify(&ErrorResponses, &mut openapi);
+    (router, openapi)
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -82,7 +120,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application: routes, docs and middleware.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let (router, openapi) = api().split_for_parts();
+    let (router, openapi) = parts();
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("Not found".into()) })

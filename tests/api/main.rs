@@ -6,6 +6,7 @@ mod costs;
 mod errors;
 mod expr;
 mod filters;
+mod hostile;
 mod official_client;
 mod openapi;
 mod query;
