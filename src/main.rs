@@ -23,7 +23,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let settings = cli.serve.settings();
             if cli.serve.rollup_refresh_secs > 0 {
-                tokio::spawn(store::rollups::refresh_forever(pool.clone(), Duration::from_secs(cli.serve.rollup_refresh_secs)));
+                tokio::spawn(store::rollups::refresh_forever(
+                    pool.clone(),
+                    Duration::from_secs(cli.serve.rollup_refresh_secs),
+                ));
             }
             let listener = tokio::net::TcpListener::bind(&cli.serve.bind).await?;
             tracing::info!(addr = %listener.local_addr()?, "listening");

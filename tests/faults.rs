@@ -40,6 +40,26 @@ fn pg_command(bin: &Path, name: &str) -> Command {
     }
 }
 
+/// The folder of the Postgres server binaries: `pg_config --bindir`, else Debian's newest
+/// `/usr/lib/postgresql/<version>/bin`.
+fn server_binaries() -> PathBuf {
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|dir| dir.join("initdb").exists());
+    from_pg_config.unwrap_or_else(|| {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Postgres server binaries are installed")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|dir| dir.join("initdb").exists())
+            .collect();
+        versions.sort();
+        versions.pop().expect("an initdb under /usr/lib/postgresql")
+    })
+}
+
 /// A throwaway Postgres cluster on its own port.
 struct PrivatePostgres {
     bin: PathBuf,
@@ -49,8 +69,7 @@ struct PrivatePostgres {
 
 impl PrivatePostgres {
     fn start() -> Self {
-        let bindir = Command::new("pg_config").arg("--bindir").output().expect("pg_config is installed");
-        let bin = PathBuf::from(String::from_utf8(bindir.stdout).unwrap().trim());
+        let bin = server_binaries();
         let dir = std::env::temp_dir().join(format!("wts-faults-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         let _ = Command::new("chown").args(["postgres:", dir.to_str().unwrap()]).status();
@@ -207,12 +226,13 @@ fn batch(prefix: &str, calls: usize) -> Value {
 /// Calls stored per batch prefix (trace id), straight from the database.
 async fn stored_per_batch(database_url: &str) -> std::collections::HashMap<String, i64> {
     let db = sqlx::PgPool::connect(database_url).await.unwrap();
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("select trace_id, count(*) from calls where project_id = $1 and ended_at is not null group by trace_id")
-            .bind(PROJECT)
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select trace_id, count(*) from calls where project_id = $1 and ended_at is not null group by trace_id",
+    )
+    .bind(PROJECT)
+    .fetch_all(&db)
+    .await
+    .unwrap();
     db.close().await;
     rows.into_iter().collect()
 }
@@ -238,7 +258,9 @@ async fn postgres_going_away_gives_bounded_503s_and_the_server_recovers_with_eve
             while !stop.load(Ordering::Relaxed) {
                 let prefix = format!("b{}", counter.fetch_add(1, Ordering::Relaxed));
                 let started = Instant::now();
-                let answer = http.request("POST", "/call/upsert_batch", Some(&batch(&prefix, 20)), Duration::from_secs(20)).await;
+                let answer = http
+                    .request("POST", "/call/upsert_batch", Some(&batch(&prefix, 20)), Duration::from_secs(20))
+                    .await;
                 let took = started.elapsed();
                 {
                     let mut s = slowest.lock().unwrap();
@@ -246,7 +268,9 @@ async fn postgres_going_away_gives_bounded_503s_and_the_server_recovers_with_eve
                 }
                 match answer {
                     Some((200, _)) => acknowledged.lock().unwrap().push(prefix),
-                    Some((503, body)) if body["reason"].is_string() => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Some((503, body)) if body["reason"].is_string() => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
                     other => {
                         unexpected.lock().unwrap().push(format!("{prefix}: {other:?} after {took:?}"));
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -313,7 +337,9 @@ async fn a_sigkilled_server_leaves_each_batch_whole_or_absent_and_sigterm_finish
         senders.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(40 * i)).await;
             let prefix = format!("k{i}");
-            if let Some((200, _)) = http.request("POST", "/call/upsert_batch", Some(&batch(&prefix, 1500)), Duration::from_secs(30)).await {
+            if let Some((200, _)) =
+                http.request("POST", "/call/upsert_batch", Some(&batch(&prefix, 1500)), Duration::from_secs(30)).await
+            {
                 acknowledged.lock().unwrap().push(prefix);
             }
         }));
@@ -332,7 +358,7 @@ async fn a_sigkilled_server_leaves_each_batch_whole_or_absent_and_sigterm_finish
     for prefix in acknowledged.lock().unwrap().iter() {
         assert_eq!(stored.get(prefix).copied(), Some(1500), "acknowledged batch {prefix} is missing");
     }
-    let whole = (0..6).filter(|i| stored.get(&format!("k{i}")).is_some()).count();
+    let whole = (0..6).filter(|i| stored.contains_key(&format!("k{i}"))).count();
     println!(
         "sigkill: {whole} of 6 batches whole, {} absent, none partial; {} acknowledged",
         6 - whole,
@@ -347,7 +373,9 @@ async fn a_sigkilled_server_leaves_each_batch_whole_or_absent_and_sigterm_finish
     let body = batch("term", 3000);
     let in_flight = {
         let http = http.clone();
-        tokio::spawn(async move { http.request("POST", "/call/upsert_batch", Some(&body), Duration::from_secs(60)).await })
+        tokio::spawn(
+            async move { http.request("POST", "/call/upsert_batch", Some(&body), Duration::from_secs(60)).await },
+        )
     };
     // Signal once the server has started on the request (its trace log says so).
     let deadline = Instant::now() + Duration::from_secs(20);

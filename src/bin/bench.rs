@@ -588,12 +588,20 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
                 let (op, path, body) = match step % 5 {
                     0 if !acknowledged.is_empty() => {
                         let batch = acknowledged[step % acknowledged.len()];
-                        ("read", "/call/read", json!({"project_id": PROJECT, "id": format!("load-{c}-{batch}-{}", step % CALLS)}))
+                        (
+                            "read",
+                            "/call/read",
+                            json!({"project_id": PROJECT, "id": format!("load-{c}-{batch}-{}", step % CALLS)}),
+                        )
                     }
                     1 => ("stats", "/calls/stats", dashboard_request("UTC", None, 1, Some(3600))),
                     _ => {
-                        let items: Vec<Value> =
-                            (0..CALLS).flat_map(|i| { let (_, s, e) = load_call(c, b, i); [s, e] }).collect();
+                        let items: Vec<Value> = (0..CALLS)
+                            .flat_map(|i| {
+                                let (_, s, e) = load_call(c, b, i);
+                                [s, e]
+                            })
+                            .collect();
                         b += 1;
                         ("upsert_batch", "/call/upsert_batch", json!({ "batch": items }))
                     }
@@ -641,7 +649,8 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
     }
 
     // Read everything back through the API and compare with what was sent.
-    let (status, bytes) = server.post("/calls/stream_query", Bytes::from(json!({"project_id": PROJECT}).to_string())).await;
+    let (status, bytes) =
+        server.post("/calls/stream_query", Bytes::from(json!({"project_id": PROJECT}).to_string())).await;
     if status != StatusCode::OK {
         return Err(format!("stream_query: {status}").into());
     }

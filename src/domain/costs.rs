@@ -61,7 +61,8 @@ impl PriceBook {
     /// Whether one price applies to `model` for every start in `[from, to)`: no candidate
     /// becomes effective strictly inside it.
     pub fn is_constant_over(&self, model: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
-        self.candidates(model).is_none_or(|prices| !prices.iter().any(|p| from < p.effective_date && p.effective_date < to))
+        self.candidates(model)
+            .is_none_or(|prices| !prices.iter().any(|p| from < p.effective_date && p.effective_date < to))
     }
 
     fn candidates(&self, model: &str) -> Option<&Vec<Price>> {

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::middleware::Next;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -84,7 +84,11 @@ impl utoipa::Modify for ErrorResponses {
         for item in openapi.paths.paths.values_mut() {
             if let Some(operation) = item.post.as_mut() {
                 for (status, description, schema) in errors {
-                    operation.responses.responses.entry(status.to_string()).or_insert_with(|| response(description, schema));
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| response(description, schema));
                 }
             }
         }

@@ -51,10 +51,7 @@ async fn server_info() -> Json<ServerInfoRes> {
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let pool = PoolGauges {
-        open: state.db.size(),
-        idle: state.db.num_idle(),
-        max: state.db.options().get_max_connections(),
-    };
+    let pool =
+        PoolGauges { open: state.db.size(), idle: state.db.num_idle(), max: state.db.options().get_max_connections() };
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(pool))
 }

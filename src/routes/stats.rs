@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sqlx::PgPool;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -140,7 +140,8 @@ async fn call_stats(
     if let Some((_, split)) = &rollup {
         rollups_store::refresh(&state.db, project, split.slots.0, split.slots.1).await?;
     }
-    let source = Source { db: &state.db, project, plan: &plan, grid: &grid, selection: &selection, rollup: rollup.as_ref() };
+    let source =
+        Source { db: &state.db, project, plan: &plan, grid: &grid, selection: &selection, rollup: rollup.as_ref() };
 
     // The two streams are independent: run them on two connections at once.
     let (call_buckets, usage_buckets) = tokio::try_join!(call_buckets(&source), usage_buckets(&source))?;
@@ -172,8 +173,10 @@ impl Source<'_> {
         let raw_ranges = match self.rollup.filter(|_| use_rollups) {
             Some((filter, split)) => {
                 let (from, to) = split.slots;
-                rollups_store::for_each_call_slot(self.db, self.project, from, to, filter, |slot| tally.add_slot(&slot))
-                    .await?;
+                rollups_store::for_each_call_slot(self.db, self.project, from, to, filter, |slot| {
+                    tally.add_slot(&slot)
+                })
+                .await?;
                 split.raw.clone()
             }
             None => vec![(self.plan.start, self.plan.end)],
@@ -190,8 +193,10 @@ impl Source<'_> {
         let raw_ranges = match self.rollup.filter(|_| use_rollups) {
             Some((filter, split)) => {
                 let (from, to) = split.slots;
-                rollups_store::for_each_usage_slot(self.db, self.project, from, to, filter, |slot| tally.add_slot(&slot))
-                    .await?;
+                rollups_store::for_each_usage_slot(self.db, self.project, from, to, filter, |slot| {
+                    tally.add_slot(&slot)
+                })
+                .await?;
                 split.raw.clone()
             }
             None => vec![(self.plan.start, self.plan.end)],

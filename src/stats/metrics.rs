@@ -464,7 +464,10 @@ mod tests {
         values.add_unlisted_ints(3, 50);
         let mut out = Map::new();
         render(&spec, &mut values, &mut out);
-        assert_eq!(Value::Object(out), json!({"sum_input_tokens": 60, "avg_input_tokens": 15.0, "count_input_tokens": 4}));
+        assert_eq!(
+            Value::Object(out),
+            json!({"sum_input_tokens": 60, "avg_input_tokens": 15.0, "count_input_tokens": 4})
+        );
     }
 
     #[test]

@@ -102,8 +102,6 @@ pub(super) fn push_name_match(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, 
 
 fn push_ref_match(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, column: &str, refs: &[String]) {
     let patterns = NamePatterns::split(refs);
-    // Implied by any match; lets the planner use the partial GIN index (migration 0007).
-    qb.push(format_args!(" and {alias}.{column} <> '{{}}'"));
     qb.push(" and (false");
     if !patterns.exact.is_empty() {
         qb.push(format_args!(" or {alias}.{column} && ")).push_bind(patterns.exact).push("::text[]");

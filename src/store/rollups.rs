@@ -77,10 +77,12 @@ pub async fn refresh_forever(db: PgPool, every: std::time::Duration) {
 /// Rebuild every dirty slot of every project (the background refresher's round), so reads
 /// after a burst of writes find little left to do.
 pub async fn refresh_everything(db: &PgPool) -> Result<(), sqlx::Error> {
-    let projects: Vec<String> = sqlx::query_scalar("select distinct project_id from rollup_dirty").fetch_all(db).await?;
+    let projects: Vec<String> =
+        sqlx::query_scalar("select distinct project_id from rollup_dirty").fetch_all(db).await?;
     for project in projects {
         // Every instant a call can start at (years 1 to 9999).
-        let (first, last) = (DateTime::from_timestamp(-62_135_596_800, 0), DateTime::from_timestamp(253_402_300_800, 0));
+        let (first, last) =
+            (DateTime::from_timestamp(-62_135_596_800, 0), DateTime::from_timestamp(253_402_300_800, 0));
         refresh(db, &project, first.expect("year 1"), last.expect("year 10000")).await?;
     }
     Ok(())
@@ -206,14 +208,8 @@ pub async fn for_each_call_slot(
     filter: &SlotFilter,
     mut each: impl FnMut(CallSlot),
 ) -> Result<(), sqlx::Error> {
-    let mut qb = slot_rows(
-        "r.slot, r.calls, r.errors, r.latencies",
-        ("call_slots", "call_op_slots"),
-        project,
-        from,
-        to,
-        filter,
-    );
+    let mut qb =
+        slot_rows("r.slot, r.calls, r.errors, r.latencies", ("call_slots", "call_op_slots"), project, from, to, filter);
     let mut rows = qb.build_query_as::<CallSlot>().fetch(db);
     while let Some(row) = rows.try_next().await? {
         each(row);

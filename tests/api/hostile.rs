@@ -26,14 +26,23 @@ fn endpoints(project: &str) -> Vec<(String, Value)> {
         ("/call/update".into(), json!({"project_id": project, "call_id": "h1", "display_name": "x"})),
         ("/calls/delete".into(), json!({"project_id": project, "call_ids": ["h1"]})),
         ("/calls/query_stats".into(), json!({"project_id": project})),
-        ("/calls/stats".into(), json!({"project_id": project, "start": "2025-01-15T00:00:00Z", "end": "2025-01-16T00:00:00Z",
-                                       "call_metrics": [{"metric": "call_count"}]})),
+        (
+            "/calls/stats".into(),
+            json!({"project_id": project, "start": "2025-01-15T00:00:00Z", "end": "2025-01-16T00:00:00Z",
+                                       "call_metrics": [{"metric": "call_count"}]}),
+        ),
         ("/calls/stream_query".into(), json!({"project_id": project})),
         ("/calls/usage".into(), json!({"project_id": project, "call_ids": ["h1"]})),
         ("/trace/usage".into(), json!({"project_id": project, "filter": {"trace_ids": ["t1"]}})),
-        ("/cost/create".into(), json!({"project_id": project, "costs": {"m": {"prompt_token_cost": 1.0, "completion_token_cost": 1.0}}})),
+        (
+            "/cost/create".into(),
+            json!({"project_id": project, "costs": {"m": {"prompt_token_cost": 1.0, "completion_token_cost": 1.0}}}),
+        ),
         ("/cost/query".into(), json!({"project_id": project})),
-        ("/cost/purge".into(), json!({"project_id": project, "query": {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": "x"}]}}})),
+        (
+            "/cost/purge".into(),
+            json!({"project_id": project, "query": {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": "x"}]}}}),
+        ),
         (format!("/v2/{entity}/{name}/call/start"), json!({ "start": started() })),
         (format!("/v2/{entity}/{name}/call/end"), json!({ "end": ended() })),
         (format!("/v2/{entity}/{name}/calls/complete"), json!({ "batch": [complete] })),
@@ -53,7 +62,8 @@ async fn snapshot(app: &TestApp) -> Vec<i64> {
 fn assert_clean_refusal(what: &str, reply: &Reply) {
     assert!(reply.status.is_client_error(), "{what}: expected a 4xx, got {} {}", reply.status, reply.text);
     if reply.status == 422 {
-        let detail = reply.body["detail"].as_array().unwrap_or_else(|| panic!("{what}: no detail list: {}", reply.text));
+        let detail =
+            reply.body["detail"].as_array().unwrap_or_else(|| panic!("{what}: no detail list: {}", reply.text));
         assert!(!detail.is_empty(), "{what}");
         for item in detail {
             assert!(item["loc"].is_array() && item["msg"].is_string() && item["type"].is_string(), "{what}: {item}");
@@ -137,7 +147,12 @@ async fn wrong_types_and_ten_megabyte_strings_in_every_field_are_4xx_never_5xx(p
         // Ten megabytes in the endpoint's first string field (an id or the project id).
         for field in fields.iter().take(1) {
             let reply = app.post(&path, with(&body, field, json!(huge))).await;
-            assert!(reply.status.as_u16() < 500, "{path} {field} 10 MB: {} {}", reply.status, &reply.text[..200.min(reply.text.len())]);
+            assert!(
+                reply.status.as_u16() < 500,
+                "{path} {field} 10 MB: {} {}",
+                reply.status,
+                &reply.text[..200.min(reply.text.len())]
+            );
         }
     }
     // Ten-megabyte ids, names and project ids are refused; only free-form fields (inputs,
@@ -198,8 +213,11 @@ const INJECTIONS: [&str; 8] = [
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn an_sql_injection_corpus_in_every_string_field_and_json_path_is_inert(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    ingest(&app, vec![(start("c1", "2025-01-15T10:00:00Z", json!({})), Some(end("c1", "2025-01-15T10:00:01Z", json!({}))))])
-        .await;
+    ingest(
+        &app,
+        vec![(start("c1", "2025-01-15T10:00:00Z", json!({})), Some(end("c1", "2025-01-15T10:00:01Z", json!({}))))],
+    )
+    .await;
     for (path, body) in endpoints(PROJECT) {
         let mut fields = Vec::new();
         string_fields(&body, String::new(), &mut fields);
@@ -217,14 +235,35 @@ async fn an_sql_injection_corpus_in_every_string_field_and_json_path_is_inert(po
     for injection in INJECTIONS {
         let get = json!({"$getField": injection});
         let queries = [
-            ("/calls/stream_query", json!({"project_id": PROJECT, "query": {"$expr": {"$eq": [get, {"$literal": "x"}]}}})),
-            ("/calls/stream_query", json!({"project_id": PROJECT, "sort_by": [{"field": injection, "direction": "asc"}]})),
-            ("/calls/query_stats", json!({"project_id": PROJECT, "query": {"$expr": {"$contains": {"input": get, "substr": {"$literal": injection}}}}})),
-            ("/calls/stats", json!({"project_id": PROJECT, "start": "2025-01-15T00:00:00Z", "end": "2025-01-16T00:00:00Z", "timezone": injection})),
-            ("/calls/stats", json!({"project_id": PROJECT, "start": "2025-01-15T00:00:00Z", "end": "2025-01-16T00:00:00Z",
-                                    "call_metrics": [{"metric": "call_count"}], "filter": {"op_names": [injection], "wb_user_ids": [injection]}})),
-            ("/cost/query", json!({"project_id": PROJECT, "fields": [injection], "sort_by": [{"field": injection, "direction": "desc"}]})),
-            ("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": [injection]}, "query": {"$expr": {"$eq": [get, {"$literal": 1}]}}})),
+            (
+                "/calls/stream_query",
+                json!({"project_id": PROJECT, "query": {"$expr": {"$eq": [get, {"$literal": "x"}]}}}),
+            ),
+            (
+                "/calls/stream_query",
+                json!({"project_id": PROJECT, "sort_by": [{"field": injection, "direction": "asc"}]}),
+            ),
+            (
+                "/calls/query_stats",
+                json!({"project_id": PROJECT, "query": {"$expr": {"$contains": {"input": get, "substr": {"$literal": injection}}}}}),
+            ),
+            (
+                "/calls/stats",
+                json!({"project_id": PROJECT, "start": "2025-01-15T00:00:00Z", "end": "2025-01-16T00:00:00Z", "timezone": injection}),
+            ),
+            (
+                "/calls/stats",
+                json!({"project_id": PROJECT, "start": "2025-01-15T00:00:00Z", "end": "2025-01-16T00:00:00Z",
+                                    "call_metrics": [{"metric": "call_count"}], "filter": {"op_names": [injection], "wb_user_ids": [injection]}}),
+            ),
+            (
+                "/cost/query",
+                json!({"project_id": PROJECT, "fields": [injection], "sort_by": [{"field": injection, "direction": "desc"}]}),
+            ),
+            (
+                "/trace/usage",
+                json!({"project_id": PROJECT, "filter": {"trace_ids": [injection]}, "query": {"$expr": {"$eq": [get, {"$literal": 1}]}}}),
+            ),
         ];
         for (path, body) in queries {
             let reply = app.post(path, body.clone()).await;
@@ -245,9 +284,7 @@ async fn an_sql_injection_corpus_in_every_string_field_and_json_path_is_inert(po
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn datetimes_and_timezones_at_the_edges_are_answered_or_refused_never_5xx(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    let stats = |start: &str, end: &str, timezone: &str| {
-        json!({"project_id": PROJECT, "start": start, "end": end, "timezone": timezone, "call_metrics": [{"metric": "call_count"}]})
-    };
+    let stats = |start: &str, end: &str, timezone: &str| json!({"project_id": PROJECT, "start": start, "end": end, "timezone": timezone, "call_metrics": [{"metric": "call_count"}]});
     // Valid edges are answered.
     for (start, end, tz) in [
         ("0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z", "UTC"),

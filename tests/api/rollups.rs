@@ -30,7 +30,8 @@ fn call(n: u64) -> (Value, Option<Value>) {
     let started = (n * n * 7_919 + n * 104_729) as i64 % (3 * 3_600_000);
     let id = format!("c{n}");
     let parent = (n % 5 != 0).then(|| format!("c{}", n - n % 5));
-    let start = start(&id, &at(started), json!({"trace_id": format!("t{}", n / 5), "parent_id": parent, "op_name": op(n)}));
+    let start =
+        start(&id, &at(started), json!({"trace_id": format!("t{}", n / 5), "parent_id": parent, "op_name": op(n)}));
     if n % 11 == 3 {
         return (start, None);
     }
@@ -142,7 +143,11 @@ async fn rollups_answer_exactly_like_the_calls_through_late_ends_retries_updates
     send(
         &app,
         vec![
-            end_item(end("c10", &at(600_000), json!({"summary": {"usage": {"gpt-4o": {"input_tokens": 5000, "output_tokens": 7}}}}))),
+            end_item(end(
+                "c10",
+                &at(600_000),
+                json!({"summary": {"usage": {"gpt-4o": {"input_tokens": 5000, "output_tokens": 7}}}}),
+            )),
             end_item(end("late-start", &at(4_000_000), json!({"summary": {"usage": {"gpt-4o": {"input_tokens": 3}}}}))),
         ],
     )

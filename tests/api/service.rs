@@ -80,7 +80,10 @@ async fn metrics_count_requests_by_route_and_status_and_calls_ingested(pool: PgP
         &app,
         vec![
             (start("m1", "2025-01-15T10:00:00Z", serde_json::json!({})), None),
-            (start("m2", "2025-01-15T10:00:00Z", serde_json::json!({})), Some(end("m2", "2025-01-15T10:00:01Z", serde_json::json!({})))),
+            (
+                start("m2", "2025-01-15T10:00:00Z", serde_json::json!({})),
+                Some(end("m2", "2025-01-15T10:00:01Z", serde_json::json!({}))),
+            ),
         ],
     )
     .await;
@@ -90,8 +93,14 @@ async fn metrics_count_requests_by_route_and_status_and_calls_ingested(pool: PgP
     assert_eq!(metrics.status, 200);
     assert!(metrics.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = metrics.text;
-    assert!(text.contains("weave_http_requests_total{method=\"POST\",route=\"/call/upsert_batch\",status=\"200\"} 1\n"), "{text}");
-    assert!(text.contains("weave_http_requests_total{method=\"POST\",route=\"/call/read\",status=\"422\"} 1\n"), "{text}");
+    assert!(
+        text.contains("weave_http_requests_total{method=\"POST\",route=\"/call/upsert_batch\",status=\"200\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weave_http_requests_total{method=\"POST\",route=\"/call/read\",status=\"422\"} 1\n"),
+        "{text}"
+    );
     // Unknown paths share one label: clients cannot mint label values.
     assert!(text.contains("route=\"unmatched\",status=\"404\"} 1\n"), "{text}");
     assert!(!text.contains("/no/such/route"));
