@@ -335,7 +335,7 @@ async fn a_sigkilled_server_leaves_each_batch_whole_or_absent_and_sigterm_finish
     for i in 0..6 {
         let (http, acknowledged) = (http.clone(), acknowledged.clone());
         senders.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(40 * i)).await;
+            tokio::time::sleep(Duration::from_millis(250 * i)).await;
             let prefix = format!("k{i}");
             if let Some((200, _)) =
                 http.request("POST", "/call/upsert_batch", Some(&batch(&prefix, 1500)), Duration::from_secs(30)).await
@@ -344,7 +344,12 @@ async fn a_sigkilled_server_leaves_each_batch_whole_or_absent_and_sigterm_finish
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill as soon as the first batch is acknowledged, with the later ones still in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "a batch was acknowledged");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     server.signal("-KILL");
     for sender in senders {
         sender.await.unwrap();
