@@ -192,20 +192,12 @@ struct Server {
 }
 
 impl Server {
+    /// POST, panicking when the server cannot be reached (the benchmark needs every answer).
     async fn post(&self, path: &str, body: Bytes) -> (StatusCode, Bytes) {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}{path}", self.base))
-            .header(header::AUTHORIZATION, &self.auth)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .unwrap();
-        let response = self.client.request(request).await.expect("request");
-        let status = response.status();
-        (status, response.into_body().collect().await.expect("body").to_bytes())
+        self.try_post(path, body).await.unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    /// Like `post`, but a failed connection is an error, not a panic (load mode counts them).
+    /// POST; a failed connection is an error, not a panic (load mode counts them).
     async fn try_post(&self, path: &str, body: Bytes) -> Result<(StatusCode, Bytes), String> {
         let request = Request::builder()
             .method(Method::POST)
