@@ -43,11 +43,10 @@ pub type UsageMap = BTreeMap<String, UsageTotals>;
 
 /// Roll usage up the parent links of `calls` (`(id, parent_id)` pairs). `own` holds each
 /// call's own usage by id. Returns every call's total, in the order of `calls`.
-pub fn rollup(calls: &[(String, Option<String>)], own: &HashMap<String, UsageMap>) -> Vec<UsageMap> {
+pub fn rollup(calls: &[(&str, Option<&str>)], mut own: HashMap<String, UsageMap>) -> Vec<UsageMap> {
     let n = calls.len();
-    let index: HashMap<&str, usize> = calls.iter().enumerate().map(|(i, (id, _))| (id.as_str(), i)).collect();
-    let parent: Vec<Option<usize>> =
-        calls.iter().map(|(_, p)| p.as_deref().and_then(|p| index.get(p).copied())).collect();
+    let index: HashMap<&str, usize> = calls.iter().enumerate().map(|(i, &(id, _))| (id, i)).collect();
+    let parent: Vec<Option<usize>> = calls.iter().map(|&(_, p)| p.and_then(|p| index.get(p).copied())).collect();
     let on_cycle = cycle_members(&parent);
 
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -60,7 +59,7 @@ pub fn rollup(calls: &[(String, Option<String>)], own: &HashMap<String, UsageMap
         }
     }
 
-    let mut totals: Vec<UsageMap> = calls.iter().map(|(id, _)| own.get(id).cloned().unwrap_or_default()).collect();
+    let mut totals: Vec<UsageMap> = calls.iter().map(|&(id, _)| own.remove(id).unwrap_or_default()).collect();
     // Iterative post-order from each root: a node is finished after all its children.
     for root in roots {
         let mut stack = vec![(root, false)];
@@ -134,8 +133,8 @@ mod tests {
         )])
     }
 
-    fn calls(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
-        pairs.iter().map(|(id, p)| (id.to_string(), p.map(str::to_string))).collect()
+    fn calls<'a>(pairs: &[(&'a str, Option<&'a str>)]) -> Vec<(&'a str, Option<&'a str>)> {
+        pairs.to_vec()
     }
 
     fn tokens(map: &UsageMap) -> i64 {
@@ -157,7 +156,7 @@ mod tests {
             ("c".into(), usage(100)),
             ("orphan".into(), usage(1000)),
         ]);
-        let totals = rollup(&set, &own);
+        let totals = rollup(&set, own);
         assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [111, 11, 10, 100, 1000]);
         assert_eq!(totals[0]["m"].requests, 3);
     }
@@ -178,17 +177,17 @@ mod tests {
             ("below".into(), usage(8)),
             ("leaf".into(), usage(16)),
         ]);
-        let totals = rollup(&set, &own);
+        let totals = rollup(&set, own);
         assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [1, 2, 4, 24, 16]);
     }
 
     #[test]
     fn a_ten_thousand_call_chain_rolls_up_without_recursion() {
         let ids: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
-        let set: Vec<(String, Option<String>)> =
-            ids.iter().enumerate().map(|(i, id)| (id.clone(), i.checked_sub(1).map(|p| ids[p].clone()))).collect();
+        let set: Vec<(&str, Option<&str>)> =
+            ids.iter().enumerate().map(|(i, id)| (id.as_str(), i.checked_sub(1).map(|p| ids[p].as_str()))).collect();
         let own: HashMap<String, UsageMap> = ids.iter().map(|id| (id.clone(), usage(1))).collect();
-        let totals = rollup(&set, &own);
+        let totals = rollup(&set, own);
         assert_eq!(tokens(&totals[0]), 10_000);
         assert_eq!(tokens(&totals[9_999]), 1);
     }

@@ -180,8 +180,8 @@ async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink], include_
             own.entry(row.call_id).or_default().insert(row.model, usage);
         }
     }
-    let links: Vec<(String, Option<String>)> = calls.iter().map(|c| (c.id.clone(), c.parent_id.clone())).collect();
-    Ok(rollup(&links, &own))
+    let links: Vec<(&str, Option<&str>)> = calls.iter().map(|c| (c.id.as_str(), c.parent_id.as_deref())).collect();
+    Ok(rollup(&links, own))
 }
 
 fn render(usage: UsageMap, include_costs: bool) -> BTreeMap<String, LlmAggregatedUsage> {
