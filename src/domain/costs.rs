@@ -137,6 +137,13 @@ pub struct TokenSums {
 }
 
 impl TokenSums {
+    /// The sums of one row.
+    pub fn of_row(tokens: Tokens) -> Self {
+        let mut sums = Self::default();
+        sums.add_row(tokens);
+        sums
+    }
+
     /// Cached tokens are billed at their own rates, so the input rate applies only to the rest,
     /// never to a negative count.
     pub fn add_row(&mut self, tokens: Tokens) {
@@ -168,9 +175,7 @@ impl TokenSums {
 
 /// The cost of one usage row at a price.
 pub fn cost(tokens: Tokens, price: Option<&Price>) -> Cost {
-    let mut sums = TokenSums::default();
-    sums.add_row(tokens);
-    sums.cost(price)
+    TokenSums::of_row(tokens).cost(price)
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ pub struct CallUpsertBatchRes {
 
 /// Start a call.
 #[utoipa::path(post, path = "/call/start", request_body = CallStartReq, tag = "calls",
-    responses((status = 200, body = CallStartRes), (status = 422, description = "Invalid request")))]
+    responses((status = 200, body = CallStartRes)))]
 async fn start_call(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,7 +99,7 @@ async fn start_call(
 
 /// End a call. The end may arrive before the start.
 #[utoipa::path(post, path = "/call/end", request_body = CallEndReq, tag = "calls",
-    responses((status = 200, body = Empty), (status = 422, description = "Invalid request")))]
+    responses((status = 200, body = Empty)))]
 async fn end_call(
     State(state): State<AppState>,
     caller: Caller,
@@ -111,7 +111,7 @@ async fn end_call(
 
 /// Write starts and ends in one transaction: all apply or none.
 #[utoipa::path(post, path = "/call/upsert_batch", request_body = CallUpsertBatchReq, tag = "calls",
-    responses((status = 200, body = CallUpsertBatchRes), (status = 422, description = "Invalid request")))]
+    responses((status = 200, body = CallUpsertBatchRes)))]
 async fn upsert_batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -358,7 +358,7 @@ pub struct CallUpdateReq {
 
 /// Rename a call (`display_name`). 404 when the call is not visible.
 #[utoipa::path(post, path = "/call/update", request_body = CallUpdateReq, tag = "calls",
-    responses((status = 200, body = Empty), (status = 404, description = "No such call")))]
+    responses((status = 200, body = Empty), (status = 404, description = "No such call", body = crate::error::ErrorBody)))]
 async fn update_call(
     State(state): State<AppState>,
     caller: Caller,

@@ -124,7 +124,7 @@ struct Plan {
 
 /// Time-bucketed call and usage metrics.
 #[utoipa::path(post, path = "/calls/stats", request_body = CallStatsReq, tag = "stats",
-    responses((status = 200, body = CallStatsRes), (status = 422, description = "Invalid request")))]
+    responses((status = 200, body = CallStatsRes)))]
 async fn call_stats(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,40 +168,37 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// Feed the counted calls to `tally`: the whole quarter hours from rollups when possible.
-    async fn calls(&self, tally: &mut CallTally<'_>, use_rollups: bool) -> Result<()> {
-        let raw_ranges = match self.rollup.filter(|_| use_rollups) {
-            Some((filter, split)) => {
-                let (from, to) = split.slots;
-                rollups_store::for_each_call_slot(self.db, self.project, from, to, filter, |slot| {
-                    tally.add_slot(&slot)
-                })
+    /// What to read: the whole quarter hours from rollups (filter and range) when `use_rollups`
+    /// and the request allow, and the ranges to read raw rows for.
+    fn reads(&self, use_rollups: bool) -> (Option<(&SlotFilter, Range)>, Vec<Range>) {
+        match self.rollup.filter(|_| use_rollups) {
+            Some((filter, split)) => (Some((filter, split.slots)), split.raw.clone()),
+            None => (None, vec![(self.plan.start, self.plan.end)]),
+        }
+    }
+
+    /// Feed the counted calls to `tally`.
+    async fn calls(&self, tally: &mut CallTally<'_>) -> Result<()> {
+        let (slots, raw) = self.reads(true);
+        if let Some((filter, (from, to))) = slots {
+            rollups_store::for_each_call_slot(self.db, self.project, from, to, filter, |slot| tally.add_slot(&slot))
                 .await?;
-                split.raw.clone()
-            }
-            None => vec![(self.plan.start, self.plan.end)],
-        };
-        for (from, to) in raw_ranges {
+        }
+        for (from, to) in raw {
             stats_store::for_each_call(self.db, self.project, from, to, self.selection, |call| tally.add_call(&call))
                 .await?;
         }
         Ok(())
     }
 
-    /// Feed the counted usage rows to `tally`, like `calls`.
+    /// Feed the counted usage rows to `tally` (rollups only when `use_rollups`).
     async fn usage(&self, tally: &mut UsageTally<'_>, use_rollups: bool) -> Result<()> {
-        let raw_ranges = match self.rollup.filter(|_| use_rollups) {
-            Some((filter, split)) => {
-                let (from, to) = split.slots;
-                rollups_store::for_each_usage_slot(self.db, self.project, from, to, filter, |slot| {
-                    tally.add_slot(&slot)
-                })
+        let (slots, raw) = self.reads(use_rollups);
+        if let Some((filter, (from, to))) = slots {
+            rollups_store::for_each_usage_slot(self.db, self.project, from, to, filter, |slot| tally.add_slot(&slot))
                 .await?;
-                split.raw.clone()
-            }
-            None => vec![(self.plan.start, self.plan.end)],
-        };
-        for (from, to) in raw_ranges {
+        }
+        for (from, to) in raw {
             stats_store::for_each_usage(self.db, self.project, from, to, self.selection, |row| tally.add_row(&row))
                 .await?;
         }
@@ -209,13 +206,16 @@ impl Source<'_> {
     }
 }
 
+/// `[from, to)`.
+type Range = (DateTime<Utc>, DateTime<Utc>);
+
 /// One object per bucket with the call metrics (`[]` when none are asked).
 async fn call_buckets(source: &Source<'_>) -> Result<Vec<Map<String, Value>>> {
     if source.plan.call_metrics.is_empty() || source.grid.is_empty() {
         return Ok(Vec::new());
     }
     let mut tally = CallTally::new(source.grid, &source.plan.call_metrics);
-    source.calls(&mut tally, true).await?;
+    source.calls(&mut tally).await?;
     Ok(tally.render())
 }
 
@@ -392,8 +392,7 @@ impl<'b> UsageTally<'b> {
         };
         let cost = book.map(|book| {
             let price = book.price_for(&row.model, row.started_at);
-            let mut sums = TokenSums::default();
-            sums.add_row(tokens);
+            let sums = TokenSums::of_row(tokens);
             Self::bill(entry, price, 1, &sums);
             sums.cost(price)
         });

@@ -93,7 +93,7 @@ fn check_limit(limit: i64) -> Result<()> {
 
 /// Usage of every selected call, each with its descendants within the selection.
 #[utoipa::path(post, path = "/trace/usage", request_body = TraceUsageReq, tag = "usage",
-    responses((status = 200, body = UsageRes), (status = 422, description = "Invalid request")))]
+    responses((status = 200, body = UsageRes)))]
 async fn trace_usage(
     State(state): State<AppState>,
     caller: Caller,
@@ -112,7 +112,7 @@ async fn trace_usage(
 
 /// Usage of the given calls, each over its complete subtree (all of its trace is loaded).
 #[utoipa::path(post, path = "/calls/usage", request_body = CallsUsageReq, tag = "usage",
-    responses((status = 200, body = UsageRes), (status = 413, description = "A trace has more calls than `limit`")))]
+    responses((status = 200, body = UsageRes), (status = 413, description = "A trace has more calls than `limit`", body = crate::error::ErrorBody)))]
 async fn calls_usage(
     State(state): State<AppState>,
     caller: Caller,

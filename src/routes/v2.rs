@@ -53,7 +53,7 @@ fn check_same_project(expected: &ProjectId, actual: &ProjectId, loc: Vec<serde_j
 /// Write finished calls (start and end together) in one transaction.
 #[utoipa::path(post, path = "/v2/{entity}/{project}/calls/complete", request_body = CallsCompleteReq, tag = "calls",
     params(("entity" = String, Path), ("project" = String, Path)),
-    responses((status = 200, body = Empty), (status = 422, description = "Invalid request")))]
+    responses((status = 200, body = Empty)))]
 async fn complete_calls(
     State(state): State<AppState>,
     Path((entity, project)): Path<(String, String)>,

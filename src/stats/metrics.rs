@@ -247,18 +247,16 @@ fn select_ranks(values: &mut [f64], ps: &[f64]) -> Vec<(usize, f64)> {
     let mut selected: Vec<(usize, f64)> = Vec::with_capacity(ranks.len());
     let mut done = 0;
     for rank in ranks {
-        // Everything before `done` is at most the previous selection, everything from it on at
-        // least: the next rank is the smallest of the rest, no selection needed.
-        let value = if rank == done && done > 0 {
-            values[done..].iter().copied().min_by(f64::total_cmp).expect("rank < n")
+        // Everything before `done` is at most everything from it on, so the value at `rank` is
+        // found in `values[done..]`; the very next rank is just the smallest there, moved into
+        // place.
+        let value = if rank == done {
+            let (at, _) = values[done..].iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).expect("rank < n");
+            values.swap(done, done + at);
+            values[done]
         } else {
             *values[done..].select_nth_unstable_by(rank - done, f64::total_cmp).1
         };
-        if rank == done && done > 0 {
-            // Keep the invariant: move the minimum to `done`.
-            let at = done + values[done..].iter().position(|v| v.total_cmp(&value).is_eq()).expect("found above");
-            values.swap(done, at);
-        }
         selected.push((rank, value));
         done = rank + 1;
     }

@@ -79,11 +79,11 @@ pub async fn refresh_forever(db: PgPool, every: std::time::Duration) {
 pub async fn refresh_everything(db: &PgPool) -> Result<(), sqlx::Error> {
     let projects: Vec<String> =
         sqlx::query_scalar("select distinct project_id from rollup_dirty").fetch_all(db).await?;
+    // Every instant a call can start at (years 1 to 9999).
+    let first = DateTime::from_timestamp(-62_135_596_800, 0).expect("year 1");
+    let last = DateTime::from_timestamp(253_402_300_800, 0).expect("year 10000");
     for project in projects {
-        // Every instant a call can start at (years 1 to 9999).
-        let (first, last) =
-            (DateTime::from_timestamp(-62_135_596_800, 0), DateTime::from_timestamp(253_402_300_800, 0));
-        refresh(db, &project, first.expect("year 1"), last.expect("year 10000")).await?;
+        refresh(db, &project, first, last).await?;
     }
     Ok(())
 }
