@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::Settings;
+use crate::state::Settings;
+use crate::store::PoolConfig;
+use crate::telemetry::LogFormat;
 
 /// A W&B Weave-compatible trace server on Postgres.
 #[derive(Debug, Parser)]
@@ -15,9 +17,9 @@ pub struct Cli {
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub serve: ServeConfig,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text", global = true)]
-    pub log_format: String,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,12 +96,27 @@ pub struct ServeConfig {
     /// Seconds after which a request is abandoned with 503.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true)]
     pub request_timeout_secs: u64,
+    /// Serve `GET /metrics` on this address instead of the API's port (e.g. `127.0.0.1:9090`).
+    #[arg(long, env = "METRICS_BIND", global = true)]
+    pub metrics_bind: Option<String>,
     /// Seconds between background rebuilds of dirty 15-minute rollups (0: only on read).
     #[arg(long, env = "ROLLUP_REFRESH_SECS", default_value_t = 5, global = true)]
     pub rollup_refresh_secs: u64,
     /// An admin key to install when no key exists yet (instead of generating and printing one).
     #[arg(long, env = "BOOTSTRAP_API_KEY", hide_env_values = true, global = true)]
     pub bootstrap_api_key: Option<String>,
+}
+
+impl DatabaseConfig {
+    /// The pool settings these flags describe.
+    pub fn pool(&self) -> PoolConfig {
+        PoolConfig {
+            url: self.url.clone(),
+            max_connections: self.max_connections,
+            acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
+            statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+        }
+    }
 }
 
 impl ServeConfig {
@@ -109,6 +126,7 @@ impl ServeConfig {
             max_stats_range: chrono::Duration::days(self.stats_max_range_days),
             cors_origins: self.cors_origins.iter().filter(|o| !o.is_empty()).cloned().collect(),
             request_timeout: Duration::from_secs(self.request_timeout_secs),
+            public_metrics: self.metrics_bind.is_none(),
         }
     }
 }

@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 /// Result alias for handlers and the layers below them.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// The cause behind a 500 or 503, kept for the log.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 422: the request is malformed or a value is out of range.
@@ -36,10 +39,10 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// 503: the database is unreachable or too slow; the client may retry.
     #[error("Temporary backend error")]
-    Unavailable(String),
+    Unavailable(#[source] BoxError),
     /// 500: a bug. The cause is logged, never sent.
     #[error("Internal server error")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 /// One entry of a 422 `detail` list (pydantic's error shape).
@@ -112,11 +115,11 @@ impl IntoResponse for ApiError {
         let body = match &self {
             Self::Validation(detail) => json!({ "detail": detail }),
             Self::Unavailable(cause) => {
-                tracing::warn!(%cause, "database unavailable");
+                tracing::warn!(cause = %chain(cause.as_ref()), "database unavailable");
                 json!({ "reason": self.to_string() })
             }
             Self::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                tracing::error!(cause = %chain(cause.as_ref()), "internal error");
                 json!({ "reason": self.to_string() })
             }
             _ => json!({ "reason": self.to_string() }),
@@ -129,14 +132,33 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A 500 for a broken invariant of our own.
+    pub fn internal(what: impl Into<String>) -> Self {
+        Self::Internal(what.into().into())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if is_transient(&error) {
-            Self::Unavailable(error.to_string())
+            Self::Unavailable(Box::new(error))
         } else {
-            Self::Internal(error.to_string())
+            Self::Internal(Box::new(error))
         }
     }
+}
+
+/// An error and its sources, `: `-separated, for one log field.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Errors that mean "the database is not answering (in time)" rather than "the query is wrong".

@@ -8,31 +8,45 @@ use weave_trace_server::{keys, routes, store, telemetry, AppState};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    telemetry::init(&cli.log_format);
-    let pool = store::connect(&cli.database).await?;
+    telemetry::init_logs(cli.log_format);
+    let pool = store::connect(&cli.database.pool()).await?;
     store::MIGRATOR.run(&pool).await?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             eprintln!("migrations applied");
         }
         Command::Serve => {
-            if let Some(secret) = keys::bootstrap(&pool, cli.serve.bootstrap_api_key.as_deref()).await? {
-                // Printed once, on purpose, so a fresh install is usable; never logged.
-                println!("No API key existed, so an admin key was created. Store it now; it is not shown again:");
-                println!("{secret}");
+            match keys::bootstrap(&pool, cli.serve.bootstrap_api_key.as_deref()).await? {
+                keys::Bootstrap::Generated(secret) => {
+                    // Printed once, on purpose, so a fresh install is usable; never logged.
+                    println!("No API key existed, so an admin key was created. Store it now; it is not shown again:");
+                    println!("{secret}");
+                }
+                keys::Bootstrap::Installed => {
+                    tracing::info!("installed the bootstrap admin key from BOOTSTRAP_API_KEY");
+                }
+                keys::Bootstrap::KeysExist if cli.serve.bootstrap_api_key.as_deref().is_some_and(|k| !k.is_empty()) => {
+                    tracing::warn!("BOOTSTRAP_API_KEY is ignored: keys exist already (manage them with `keys`)");
+                }
+                keys::Bootstrap::KeysExist => {}
             }
             let settings = cli.serve.settings();
             if cli.serve.rollup_refresh_secs > 0 {
-                tokio::spawn(store::rollups::refresh_forever(
+                tokio::spawn(store::slots::refresh_forever(
                     pool.clone(),
                     Duration::from_secs(cli.serve.rollup_refresh_secs),
                 ));
             }
+            let state = AppState::new(pool, settings);
+            if let Some(bind) = &cli.serve.metrics_bind {
+                let listener = tokio::net::TcpListener::bind(bind).await?;
+                tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+                let metrics = routes::service::metrics_router().with_state(state.clone());
+                tokio::spawn(async move { axum::serve(listener, metrics).await });
+            }
             let listener = tokio::net::TcpListener::bind(&cli.serve.bind).await?;
             tracing::info!(addr = %listener.local_addr()?, "listening");
-            axum::serve(listener, routes::app(AppState::new(pool, settings)))
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            axum::serve(listener, routes::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
             tracing::info!("shut down");
         }
         Command::Keys { command } => match command {

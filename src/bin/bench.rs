@@ -359,7 +359,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app_db = db.clone();
-    tokio::spawn(store::rollups::refresh_forever(db.clone(), Duration::from_secs(5)));
+    tokio::spawn(store::slots::refresh_forever(db.clone(), Duration::from_secs(5)));
     tokio::spawn(async move { axum::serve(listener, app(AppState::new(app_db, Settings::default()))).await });
     let server = Arc::new(Server {
         client: Client::builder(TokioExecutor::new()).build_http(),

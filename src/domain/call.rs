@@ -241,6 +241,15 @@ pub struct Call {
     pub deleted_at: Option<Timestamp>,
 }
 
+impl Call {
+    /// Put `costs` under `summary.weave.costs`.
+    pub fn attach_costs(&mut self, costs: Value) {
+        if let Some(weave) = self.summary.get_mut("weave").and_then(Value::as_object_mut) {
+            weave.insert("costs".into(), costs);
+        }
+    }
+}
+
 /// `summary.weave.status` (API.md §7.3).
 pub fn status(exception: Option<&str>, summary: Option<&Value>, ended: bool) -> &'static str {
     let descendant_errors =

@@ -6,9 +6,16 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
-/// One row of the price table, USD per token.
-#[derive(Debug, Clone, PartialEq)]
+use super::usage::{Counters, UsageRow};
+use super::Timestamp;
+
+/// One row of the price table, USD per token. Its serde form is the row as the API shows it
+/// (`/cost/query`) and as the store reads and writes it (a JSON record of the table), so the
+/// fields are written down once, here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Price {
     pub id: String,
     pub llm_id: String,
@@ -21,14 +28,53 @@ pub struct Price {
     pub cache_creation_input_token_cost: f64,
     pub prompt_token_cost_unit: String,
     pub completion_token_cost_unit: String,
-    pub effective_date: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
+    pub effective_date: Timestamp,
+    pub created_at: Timestamp,
     pub created_by: String,
 }
 
+/// How a price field reads in a query expression (`/cost/query`, `/cost/purge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceFieldKind {
+    Text,
+    Number,
+    Time,
+}
+
 impl Price {
+    /// Every field of a price, in the table's order, with its kind.
+    pub const FIELDS: [(&'static str, PriceFieldKind); 14] = [
+        ("id", PriceFieldKind::Text),
+        ("pricing_level", PriceFieldKind::Text),
+        ("pricing_level_id", PriceFieldKind::Text),
+        ("provider_id", PriceFieldKind::Text),
+        ("llm_id", PriceFieldKind::Text),
+        ("prompt_token_cost", PriceFieldKind::Number),
+        ("completion_token_cost", PriceFieldKind::Number),
+        ("cache_read_input_token_cost", PriceFieldKind::Number),
+        ("cache_creation_input_token_cost", PriceFieldKind::Number),
+        ("prompt_token_cost_unit", PriceFieldKind::Text),
+        ("completion_token_cost_unit", PriceFieldKind::Text),
+        ("effective_date", PriceFieldKind::Time),
+        ("created_at", PriceFieldKind::Time),
+        ("created_by", PriceFieldKind::Text),
+    ];
+
+    /// The field named `name`, as the static name of its column.
+    pub fn field(name: &str) -> Option<(&'static str, PriceFieldKind)> {
+        Self::FIELDS.iter().copied().find(|(field, _)| *field == name)
+    }
+
     fn is_project(&self) -> bool {
         self.pricing_level == "project"
+    }
+
+    /// The price as a JSON object.
+    pub fn to_json(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
     }
 }
 
@@ -53,7 +99,7 @@ impl PriceBook {
     pub fn price_for(&self, model: &str, started_at: DateTime<Utc>) -> Option<&Price> {
         let candidates = self.candidates(model)?;
         candidates.iter().max_by(|a, b| {
-            let key = |p: &Price| (p.effective_date <= started_at, p.is_project(), p.effective_date);
+            let key = |p: &Price| (p.effective_date.0 <= started_at, p.is_project(), p.effective_date);
             key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
         })
     }
@@ -62,7 +108,12 @@ impl PriceBook {
     /// becomes effective strictly inside it.
     pub fn is_constant_over(&self, model: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
         self.candidates(model)
-            .is_none_or(|prices| !prices.iter().any(|p| from < p.effective_date && p.effective_date < to))
+            .is_none_or(|prices| !prices.iter().any(|p| from < p.effective_date.0 && p.effective_date.0 < to))
+    }
+
+    /// Every instant at which some price takes effect.
+    pub fn effective_dates(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        self.by_llm.values().flatten().map(|p| p.effective_date.0)
     }
 
     fn candidates(&self, model: &str) -> Option<&Vec<Price>> {
@@ -91,15 +142,6 @@ pub fn base_name(model: &str) -> &str {
         }
     }
     name
-}
-
-/// Token counts of one usage row, as costs need them.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Tokens {
-    pub input: i64,
-    pub output: i64,
-    pub cache_read: i64,
-    pub cache_creation: i64,
 }
 
 /// What one usage row costs, in USD.
@@ -138,20 +180,24 @@ pub struct TokenSums {
 
 impl TokenSums {
     /// The sums of one row.
-    pub fn of_row(tokens: Tokens) -> Self {
+    pub fn of_row(counters: &Counters) -> Self {
         let mut sums = Self::default();
-        sums.add_row(tokens);
+        sums.add_row(counters);
         sums
     }
 
     /// Cached tokens are billed at their own rates, so the input rate applies only to the rest,
     /// never to a negative count.
-    pub fn add_row(&mut self, tokens: Tokens) {
-        let uncached = tokens.input.saturating_sub(tokens.cache_read).saturating_sub(tokens.cache_creation).max(0);
+    pub fn add_row(&mut self, c: &Counters) {
+        let uncached = c
+            .input_tokens
+            .saturating_sub(c.cache_read_input_tokens)
+            .saturating_sub(c.cache_creation_input_tokens)
+            .max(0);
         self.uncached_input += i128::from(uncached);
-        self.output += i128::from(tokens.output);
-        self.cache_read += i128::from(tokens.cache_read);
-        self.cache_creation += i128::from(tokens.cache_creation);
+        self.output += i128::from(c.output_tokens);
+        self.cache_read += i128::from(c.cache_read_input_tokens);
+        self.cache_creation += i128::from(c.cache_creation_input_tokens);
     }
 
     pub fn add(&mut self, other: &TokenSums) {
@@ -174,8 +220,41 @@ impl TokenSums {
 }
 
 /// The cost of one usage row at a price.
-pub fn cost(tokens: Tokens, price: Option<&Price>) -> Cost {
-    TokenSums::of_row(tokens).cost(price)
+pub fn cost(counters: &Counters, price: Option<&Price>) -> Cost {
+    TokenSums::of_row(counters).cost(price)
+}
+
+/// `summary.weave.costs` of one call: per model, its usage, the price chosen for it (null
+/// rates and `"unpriced": true` when there is none) and what it cost.
+pub fn call_costs(usage: &[UsageRow], started_at: DateTime<Utc>, book: &PriceBook) -> Value {
+    let mut out = Map::new();
+    for row in usage {
+        let c = &row.counters;
+        let price = book.price_for(&row.model, started_at);
+        let cost = cost(c, price);
+        let mut entry = json!({
+            "requests": c.requests, "prompt_tokens": c.input_tokens, "completion_tokens": c.output_tokens,
+            "total_tokens": c.total_tokens, "cache_read_input_tokens": c.cache_read_input_tokens,
+            "cache_creation_input_tokens": c.cache_creation_input_tokens,
+            "prompt_tokens_total_cost": cost.input, "completion_tokens_total_cost": cost.output,
+            "cache_read_input_tokens_total_cost": cost.cache_read,
+            "cache_creation_input_tokens_total_cost": cost.cache_creation, "total_cost": cost.total(),
+            "unpriced": price.is_none(),
+        });
+        if let Value::Object(entry) = &mut entry {
+            let mut rates = price
+                .map(Price::to_json)
+                .unwrap_or_else(|| Price::FIELDS.iter().map(|(field, _)| (field.to_string(), Value::Null)).collect());
+            rates.remove("created_at");
+            rates.remove("created_by");
+            if let Some(id) = rates.remove("id") {
+                entry.insert("price_id".into(), id);
+            }
+            entry.extend(rates);
+        }
+        out.insert(row.model.clone(), entry);
+    }
+    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -199,8 +278,8 @@ mod tests {
             cache_creation_input_token_cost: 0.0,
             prompt_token_cost_unit: "USD".into(),
             completion_token_cost_unit: "USD".into(),
-            effective_date: at(effective),
-            created_at: at(effective),
+            effective_date: at(effective).into(),
+            created_at: at(effective).into(),
             created_by: "t".into(),
         }
     }
@@ -249,10 +328,17 @@ mod tests {
         p.completion_token_cost = 2.0;
         p.cache_read_input_token_cost = 0.5;
         p.cache_creation_input_token_cost = 0.25;
-        let c = cost(Tokens { input: 100, output: 10, cache_read: 30, cache_creation: 20 }, Some(&p));
+        let tokens = |input, output, cache_read, cache_creation| Counters {
+            input_tokens: input,
+            output_tokens: output,
+            cache_read_input_tokens: cache_read,
+            cache_creation_input_tokens: cache_creation,
+            ..Default::default()
+        };
+        let c = cost(&tokens(100, 10, 30, 20), Some(&p));
         assert_eq!((c.input, c.output, c.cache_read, c.cache_creation, c.total()), (50.0, 20.0, 15.0, 5.0, 90.0));
-        let over = cost(Tokens { input: 10, output: 0, cache_read: 30, cache_creation: 0 }, Some(&p));
+        let over = cost(&tokens(10, 0, 30, 0), Some(&p));
         assert_eq!((over.input, over.cache_read), (0.0, 15.0));
-        assert_eq!(cost(Tokens { input: 10, ..Default::default() }, None), Cost::default());
+        assert_eq!(cost(&tokens(10, 0, 0, 0), None), Cost::default());
     }
 }

@@ -7,14 +7,18 @@
 pub mod call;
 /// Prices and costs (API.md §6).
 pub mod costs;
+/// Query expressions (API.md §7.2).
+pub mod expr;
 /// `CallsFilter` (API.md §7.1).
 pub mod filter;
+/// Ingestion planning: call halves into rows to write.
+pub mod ingest;
+/// API keys as values: principals, hashes, lookup prefixes.
+pub mod keys;
 /// `entity/project` ids.
 pub mod project;
-/// Query expressions (API.md §7.2).
-pub mod query;
 /// Usage rolled up through parent links (API.md §5.1).
-pub mod rollup;
+pub mod subtree;
 /// Datetimes as the API reads and writes them (API.md §1).
 pub mod time;
 /// Usage normalisation (API.md §3).

@@ -5,16 +5,40 @@
 //! JSON, so the rule lives in exactly one place.
 use serde_json::{Map, Value};
 
-/// The normalised counters of one model's usage in one call.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UsageRow {
-    pub model: String,
+/// The normalised counters of usage (API.md §3): of one model in one call, or summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
     pub requests: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub total_tokens: i64,
     pub cache_read_input_tokens: i64,
     pub cache_creation_input_tokens: i64,
+}
+
+impl Counters {
+    /// Add `other` field by field, saturating at the i64 bounds.
+    pub fn add(&mut self, other: &Self) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+        self.cache_read_input_tokens = self.cache_read_input_tokens.saturating_add(other.cache_read_input_tokens);
+        self.cache_creation_input_tokens =
+            self.cache_creation_input_tokens.saturating_add(other.cache_creation_input_tokens);
+    }
+
+    /// All six counters are zero.
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One model's usage in one call: a usage row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageRow {
+    pub model: String,
+    pub counters: Counters,
 }
 
 /// Extract the usage rows of a call's `summary` (null, missing or `{}` usage: no rows).
@@ -42,15 +66,15 @@ fn normalise(model: &str, counters: &Map<String, Value>) -> UsageRow {
     };
     let output_tokens = read("completion_tokens").saturating_add(read("output_tokens"));
     let reported_total = read("total_tokens");
-    UsageRow {
-        model: model.to_string(),
+    let counters = Counters {
         requests: read("requests"),
         input_tokens,
         output_tokens,
         total_tokens: if reported_total > 0 { reported_total } else { input_tokens.saturating_add(output_tokens) },
         cache_read_input_tokens: read("cache_read_input_tokens"),
         cache_creation_input_tokens: read("cache_creation_input_tokens"),
-    }
+    };
+    UsageRow { model: model.to_string(), counters }
 }
 
 /// A counter's value: integers as they are, floats truncated toward zero, strings of digits
@@ -85,10 +109,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn one(counters: Value) -> UsageRow {
+    fn one(counters: Value) -> Counters {
         let rows = usage_rows(Some(&json!({"usage": {"m": counters}})));
         assert_eq!(rows.len(), 1);
-        rows.into_iter().next().unwrap()
+        assert_eq!(rows[0].model, "m");
+        rows[0].counters
     }
 
     #[test]
@@ -142,6 +167,6 @@ mod tests {
 
     #[test]
     fn an_empty_counter_object_is_still_a_row_of_zeros() {
-        assert_eq!(one(json!({})), UsageRow { model: "m".into(), ..Default::default() });
+        assert!(one(json!({})).is_zero());
     }
 }

@@ -1,25 +1,25 @@
 //! Call ingestion and reads (API.md §2.2): start, end, upsert_batch, read, update, delete,
 //! query_stats.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{selection, AppJson, Caller};
-use crate::domain::call::{self, Call, EndedCall, StartedCall};
-use crate::domain::costs::PriceBook;
+use super::shared::Empty;
+use crate::domain::call::{Call, EndedCall, StartedCall};
+use crate::domain::costs;
+use crate::domain::expr::Query;
 use crate::domain::filter::CallsFilter;
-use crate::domain::query::Query;
-use crate::domain::usage::usage_rows;
-use crate::domain::{ProjectId, Timestamp};
+use crate::domain::ingest::{self, Half, Written};
+use crate::domain::ProjectId;
 use crate::error::{ApiError, Result};
-use crate::store::calls::{self as calls_store, CallRow, EndRow, StartRow};
+use crate::state::AppState;
+use crate::store::calls as calls_store;
 use crate::store::prices as prices_store;
-use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -49,11 +49,6 @@ pub struct CallStartRes {
 pub struct CallEndReq {
     pub end: EndedCall,
 }
-
-/// An empty JSON object (no other properties, so a batch result is exactly one of its kinds).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Empty {}
 
 /// One item of an upsert batch: `{"mode": "start", "req": {"start": ...}}` or the same with `end`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,7 +88,7 @@ async fn start_call(
     let mut res = ingest(&state, &caller, vec![BatchItem::Start(req)]).await?;
     match res.pop() {
         Some(BatchItemRes::Start(started)) => Ok(Json(started)),
-        _ => Err(ApiError::Internal("a start produced no start result".into())),
+        _ => Err(ApiError::internal("a start produced no start result")),
     }
 }
 
@@ -120,149 +115,36 @@ async fn upsert_batch(
     Ok(Json(CallUpsertBatchRes { res: ingest(&state, &caller, req.batch).await? }))
 }
 
-/// Check access, resolve ids, and write a batch in one transaction.
+/// Check access, plan the batch, and write it in one transaction.
 pub(crate) async fn ingest(state: &AppState, caller: &Caller, items: Vec<BatchItem>) -> Result<Vec<BatchItemRes>> {
-    for item in &items {
-        caller.authorize(match item {
-            BatchItem::Start(req) => &req.start.project_id,
-            BatchItem::End(req) => &req.end.project_id,
-        })?;
+    let halves: Vec<Half> = items
+        .into_iter()
+        .map(|item| match item {
+            BatchItem::Start(CallStartReq { start }) => Half::Start(start),
+            BatchItem::End(CallEndReq { end }) => Half::End(end),
+        })
+        .collect();
+    for half in &halves {
+        caller.authorize(half.project_id())?;
     }
-    let known_traces = parent_traces_in_db(state, &items).await?;
-    let mut batch_traces: HashMap<(String, String), String> = HashMap::new();
-    let mut starts = Vec::new();
-    let mut ends = Vec::new();
-    let mut results = Vec::with_capacity(items.len());
-    for item in items {
-        match item {
-            BatchItem::Start(CallStartReq { start }) => {
-                let row = start_row(start, &caller.0.user_id, &batch_traces, &known_traces);
-                batch_traces.insert((row.project_id.clone(), row.id.clone()), row.trace_id.clone());
-                results.push(BatchItemRes::Start(CallStartRes { id: row.id.clone(), trace_id: row.trace_id.clone() }));
-                starts.push(row);
-            }
-            BatchItem::End(CallEndReq { end }) => {
-                ends.push(end_row(end));
-                results.push(BatchItemRes::End(Empty {}));
-            }
-        }
-    }
-    let (complete, starts, ends) = pair_halves(
-        last_per_call(starts, |r| (r.project_id.clone(), r.id.clone())),
-        last_per_call(ends, |r| (r.project_id.clone(), r.id.clone())),
-    );
-    let mut tx = state.db.begin().await?;
-    calls_store::upsert_complete(&mut tx, &complete).await?;
-    calls_store::upsert_starts(&mut tx, &starts).await?;
-    calls_store::upsert_ends(&mut tx, &ends).await?;
-    tx.commit().await?;
-    state.metrics.add_calls_ingested(complete.len() + starts.len() + ends.len());
-    Ok(results)
-}
-
-/// Trace ids of the stored parents of starts that name a parent but no trace.
-async fn parent_traces_in_db(state: &AppState, items: &[BatchItem]) -> Result<HashMap<(String, String), String>> {
-    let mut wanted: HashMap<&str, Vec<String>> = HashMap::new();
-    for item in items {
-        if let BatchItem::Start(CallStartReq { start }) = item {
-            if let (None, Some(parent)) = (&start.trace_id, &start.parent_id) {
-                wanted.entry(start.project_id.as_str()).or_default().push(parent.clone());
-            }
-        }
-    }
-    let mut found = HashMap::new();
-    for (project, parents) in wanted {
+    let mut known_traces = HashMap::new();
+    for (project, parents) in ingest::parents_to_look_up(&halves) {
         for (id, trace) in calls_store::trace_ids_of(&state.db, project, &parents).await? {
-            found.insert((project.to_string(), id), trace);
+            known_traces.insert((project.to_string(), id), trace);
         }
     }
-    Ok(found)
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn start_row(
-    start: StartedCall,
-    user: &str,
-    batch_traces: &HashMap<(String, String), String>,
-    known_traces: &HashMap<(String, String), String>,
-) -> StartRow {
-    let project = start.project_id.as_str().to_string();
-    let trace_id = start.trace_id.clone().unwrap_or_else(|| {
-        start
-            .parent_id
-            .as_ref()
-            .and_then(|parent| {
-                let key = (project.clone(), parent.clone());
-                batch_traces.get(&key).or_else(|| known_traces.get(&key)).cloned()
-            })
-            .unwrap_or_else(new_id)
-    });
-    let inputs = Value::Object(start.inputs);
-    StartRow {
-        input_refs: call::find_refs([&inputs]),
-        id: start.id.unwrap_or_else(new_id),
-        project_id: project,
-        trace_id,
-        parent_id: start.parent_id,
-        thread_id: start.thread_id,
-        turn_id: start.turn_id,
-        op_name: start.op_name,
-        display_name: start.display_name,
-        started_at: start.started_at.0,
-        attributes: Value::Object(start.attributes),
-        inputs,
-        otel_dump: start.otel_dump.map(Value::Object),
-        wb_user_id: user.to_string(),
-        wb_run_id: start.wb_run_id,
-        wb_run_step: start.wb_run_step,
-    }
-}
-
-fn end_row(end: EndedCall) -> EndRow {
-    let summary = Value::Object(end.summary);
-    let output = end.output.filter(|o| !o.is_null());
-    EndRow {
-        project_id: end.project_id.as_str().to_string(),
-        usage: usage_rows(Some(&summary)),
-        output_refs: call::find_refs(output.as_ref()),
-        id: end.id,
-        trace_id: end.trace_id,
-        ended_at: end.ended_at.0,
-        exception: end.exception,
-        output,
-        summary,
-        wb_run_step_end: end.wb_run_step_end,
-    }
-}
-
-/// Split a batch's halves into calls whose start and end both arrived (written as one row) and
-/// lone starts and ends. Both inputs are sorted by key, as `last_per_call` leaves them.
-#[allow(clippy::type_complexity)]
-fn pair_halves(starts: Vec<StartRow>, ends: Vec<EndRow>) -> (Vec<(StartRow, EndRow)>, Vec<StartRow>, Vec<EndRow>) {
-    let mut ends_by_key: BTreeMap<(String, String), EndRow> =
-        ends.into_iter().map(|e| ((e.project_id.clone(), e.id.clone()), e)).collect();
-    let mut complete = Vec::new();
-    let mut lone_starts = Vec::new();
-    for start in starts {
-        match ends_by_key.remove(&(start.project_id.clone(), start.id.clone())) {
-            Some(end) => complete.push((start, end)),
-            None => lone_starts.push(start),
-        }
-    }
-    (complete, lone_starts, ends_by_key.into_values().collect())
-}
-
-/// Keep the last item written for each call (a repeated start or end in one batch: last wins),
-/// sorted by key so concurrent batches lock rows in the same order and cannot deadlock.
-fn last_per_call<T>(rows: Vec<T>, key: impl Fn(&T) -> (String, String)) -> Vec<T> {
-    let mut last: BTreeMap<(String, String), T> = BTreeMap::new();
-    for row in rows {
-        last.insert(key(&row), row);
-    }
-    last.into_values().collect()
+    let (written, writes) = ingest::plan(halves, &caller.0.user_id, &known_traces);
+    let mut tx = state.db.begin().await?;
+    calls_store::write(&mut tx, &writes).await?;
+    tx.commit().await?;
+    crate::telemetry::calls_ingested(writes.calls());
+    Ok(written
+        .into_iter()
+        .map(|w| match w {
+            Written::Start { id, trace_id } => BatchItemRes::Start(CallStartRes { id, trace_id }),
+            Written::End => BatchItemRes::End(Empty {}),
+        })
+        .collect())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -302,47 +184,12 @@ async fn read_call(
         return Ok(Json(CallReadRes { call: None }));
     };
     let (usage, started_at) = (row.usage(), row.started_at);
-    let mut call = call_from_row(row);
+    let mut call = Call::from(row);
     if include_costs {
-        let book = PriceBook::new(prices_store::for_project(&state.db, project).await?);
-        super::costs::attach_costs(&mut call, super::costs::call_costs(&usage, started_at, &book));
+        let book = prices_store::book(&state.db, project).await?;
+        call.attach_costs(costs::call_costs(&usage, started_at, &book));
     }
     Ok(Json(CallReadRes { call: Some(call) }))
-}
-
-/// The API's view of a stored call.
-pub(crate) fn call_from_row(row: CallRow) -> Call {
-    let op_name = row.op_name.unwrap_or_default();
-    let trace_name = call::trace_name(row.display_name.as_deref(), &op_name).to_string();
-    let summary = call::summary_with_computed_fields(
-        row.summary,
-        row.exception.as_deref(),
-        row.ended_at.is_some(),
-        row.latency_ms,
-        &trace_name,
-    );
-    Call {
-        id: row.id,
-        project_id: row.project_id,
-        trace_id: row.trace_id.unwrap_or_default(),
-        op_name,
-        display_name: row.display_name,
-        parent_id: row.parent_id,
-        thread_id: row.thread_id,
-        turn_id: row.turn_id,
-        started_at: Timestamp::from(row.started_at),
-        ended_at: row.ended_at.map(Timestamp::from),
-        exception: row.exception,
-        attributes: row.attributes.unwrap_or_else(|| Value::Object(Default::default())),
-        inputs: row.inputs.unwrap_or_else(|| Value::Object(Default::default())),
-        output: row.output.unwrap_or(Value::Null),
-        summary,
-        wb_user_id: row.wb_user_id,
-        wb_run_id: row.wb_run_id,
-        wb_run_step: row.wb_run_step,
-        wb_run_step_end: row.wb_run_step_end,
-        deleted_at: row.deleted_at.map(Timestamp::from),
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

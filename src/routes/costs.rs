@@ -8,17 +8,16 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::calls::Empty;
 use super::extract::{check_paging, AppJson, Caller};
-use super::query::{SortBy, SortDirection};
-use crate::domain::costs::{self, Price, PriceBook, Tokens};
-use crate::domain::query::Query;
-use crate::domain::usage::UsageRow;
+use super::shared::{Empty, SortBy};
+use crate::domain::costs::Price;
+use crate::domain::expr::Query;
+use crate::domain::ingest::new_id;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::{ApiError, Result, ValidationDetail};
-use crate::store::prices::{self as prices_store, NewPrice};
-use crate::store::query::{compile, Target};
-use crate::AppState;
+use crate::state::AppState;
+use crate::store::expr::{compile, Target};
+use crate::store::prices::{self as prices_store, Listing};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_costs)).routes(routes!(query_costs)).routes(routes!(purge_costs))
@@ -98,8 +97,10 @@ async fn create_costs(
                 ));
             }
         }
-        prices.push(NewPrice {
-            id: uuid::Uuid::now_v7().to_string(),
+        prices.push(Price {
+            id: new_id(),
+            pricing_level: "project".into(),
+            pricing_level_id: req.project_id.to_string(),
             provider_id: input.provider_id.unwrap_or_else(|| "default".into()),
             prompt_token_cost: input.prompt_token_cost,
             completion_token_cost: input.completion_token_cost,
@@ -107,7 +108,9 @@ async fn create_costs(
             cache_creation_input_token_cost: input.cache_creation_input_token_cost.unwrap_or(0.0),
             prompt_token_cost_unit: input.prompt_token_cost_unit.unwrap_or_else(|| "USD".into()),
             completion_token_cost_unit: input.completion_token_cost_unit.unwrap_or_else(|| "USD".into()),
-            effective_date: input.effective_date.unwrap_or_else(Timestamp::now).0,
+            effective_date: input.effective_date.unwrap_or_else(Timestamp::now),
+            created_at: Timestamp::now(),
+            created_by: caller.0.user_id.clone(),
             llm_id,
         });
     }
@@ -115,7 +118,7 @@ async fn create_costs(
         return Err(ApiError::Validation(problems));
     }
     let mut tx = state.db.begin().await?;
-    prices_store::create(&mut tx, req.project_id.as_str(), &caller.0.user_id, &prices).await?;
+    prices_store::create(&mut tx, &prices).await?;
     tx.commit().await?;
     Ok(Json(CostCreateRes { ids: prices.into_iter().map(|p| (p.id, p.llm_id)).collect() }))
 }
@@ -144,23 +147,6 @@ pub struct CostQueryRes {
     pub results: Vec<Map<String, Value>>,
 }
 
-const PRICE_COLUMNS: [&str; 14] = [
-    "id",
-    "llm_id",
-    "provider_id",
-    "pricing_level",
-    "pricing_level_id",
-    "prompt_token_cost",
-    "completion_token_cost",
-    "cache_read_input_token_cost",
-    "cache_creation_input_token_cost",
-    "prompt_token_cost_unit",
-    "completion_token_cost_unit",
-    "effective_date",
-    "created_at",
-    "created_by",
-];
-
 /// The project's prices and the defaults that apply to it.
 #[utoipa::path(post, path = "/cost/query", request_body = CostQueryReq, tag = "costs",
     responses((status = 200, body = CostQueryRes)))]
@@ -176,19 +162,26 @@ async fn query_costs(
         .sort_by
         .unwrap_or_default()
         .iter()
-        .map(|s| match PRICE_COLUMNS.iter().find(|c| **c == s.field) {
-            Some(column) => Ok((*column, matches!(s.direction, SortDirection::Desc))),
+        .map(|s| match Price::field(&s.field) {
+            Some((column, _)) => Ok((column, s.direction.is_descending())),
             None => Err(ApiError::BadRequest(format!("Field {} is not allowed", s.field))),
         })
         .collect::<Result<Vec<_>>>()?;
-    let prices =
-        prices_store::query(&state.db, req.project_id.as_str(), condition.as_ref(), &sort, req.limit, req.offset)
-            .await?;
+    let prices = prices_store::query(
+        &state.db,
+        req.project_id.as_str(),
+        Listing::WithDefaults,
+        condition.as_ref(),
+        &sort,
+        req.limit,
+        req.offset,
+    )
+    .await?;
     let keep: Option<HashSet<String>> = req.fields.map(|f| f.into_iter().collect());
     let results = prices
         .iter()
         .map(|price| {
-            let mut out = price_json(price);
+            let mut out = price.to_json();
             if let Some(keep) = &keep {
                 out.retain(|k, _| keep.contains(k));
             }
@@ -196,23 +189,6 @@ async fn query_costs(
         })
         .collect();
     Ok(Json(CostQueryRes { results }))
-}
-
-/// A price row as the API shows it.
-pub fn price_json(p: &Price) -> Map<String, Value> {
-    let value = json!({
-        "id": p.id, "llm_id": p.llm_id, "provider_id": p.provider_id, "pricing_level": p.pricing_level,
-        "pricing_level_id": p.pricing_level_id, "prompt_token_cost": p.prompt_token_cost,
-        "completion_token_cost": p.completion_token_cost, "cache_read_input_token_cost": p.cache_read_input_token_cost,
-        "cache_creation_input_token_cost": p.cache_creation_input_token_cost,
-        "prompt_token_cost_unit": p.prompt_token_cost_unit, "completion_token_cost_unit": p.completion_token_cost_unit,
-        "effective_date": Timestamp::from(p.effective_date), "created_at": Timestamp::from(p.created_at),
-        "created_by": p.created_by,
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -235,59 +211,4 @@ async fn purge_costs(
     let condition = compile(&req.query, Target::Prices).map_err(ApiError::BadRequest)?;
     prices_store::purge(&state.db, req.project_id.as_str(), &condition).await?;
     Ok(Json(Empty {}))
-}
-
-/// `summary.weave.costs` of one call: per model, its usage, the price chosen for it (null
-/// rates and `"unpriced": true` when there is none) and what it cost.
-pub fn call_costs(usage: &[UsageRow], started_at: chrono::DateTime<chrono::Utc>, book: &PriceBook) -> Value {
-    let mut out = Map::new();
-    for row in usage {
-        let price = book.price_for(&row.model, started_at);
-        let tokens = Tokens {
-            input: row.input_tokens,
-            output: row.output_tokens,
-            cache_read: row.cache_read_input_tokens,
-            cache_creation: row.cache_creation_input_tokens,
-        };
-        let cost = costs::cost(tokens, price);
-        let mut entry = json!({
-            "requests": row.requests, "prompt_tokens": row.input_tokens, "completion_tokens": row.output_tokens,
-            "total_tokens": row.total_tokens, "cache_read_input_tokens": row.cache_read_input_tokens,
-            "cache_creation_input_tokens": row.cache_creation_input_tokens,
-            "prompt_tokens_total_cost": cost.input, "completion_tokens_total_cost": cost.output,
-            "cache_read_input_tokens_total_cost": cost.cache_read,
-            "cache_creation_input_tokens_total_cost": cost.cache_creation, "total_cost": cost.total(),
-            "unpriced": price.is_none(),
-        });
-        let rates = match price {
-            Some(p) => json!({
-                "price_id": p.id, "llm_id": p.llm_id, "provider_id": p.provider_id, "pricing_level": p.pricing_level,
-                "pricing_level_id": p.pricing_level_id, "prompt_token_cost": p.prompt_token_cost,
-                "completion_token_cost": p.completion_token_cost,
-                "cache_read_input_token_cost": p.cache_read_input_token_cost,
-                "cache_creation_input_token_cost": p.cache_creation_input_token_cost,
-                "prompt_token_cost_unit": p.prompt_token_cost_unit,
-                "completion_token_cost_unit": p.completion_token_cost_unit,
-                "effective_date": Timestamp::from(p.effective_date),
-            }),
-            None => json!({
-                "price_id": null, "llm_id": null, "provider_id": null, "pricing_level": null, "pricing_level_id": null,
-                "prompt_token_cost": null, "completion_token_cost": null, "cache_read_input_token_cost": null,
-                "cache_creation_input_token_cost": null, "prompt_token_cost_unit": null,
-                "completion_token_cost_unit": null, "effective_date": null,
-            }),
-        };
-        if let (Value::Object(entry), Value::Object(rates)) = (&mut entry, rates) {
-            entry.extend(rates);
-        }
-        out.insert(row.model.clone(), entry);
-    }
-    Value::Object(out)
-}
-
-/// Put `costs` under `summary.weave.costs` of a call.
-pub fn attach_costs(call: &mut crate::domain::call::Call, costs: Value) {
-    if let Some(weave) = call.summary.get_mut("weave").and_then(Value::as_object_mut) {
-        weave.insert("costs".into(), costs);
-    }
 }

@@ -7,14 +7,14 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use crate::domain::expr::Query;
 use crate::domain::filter::CallsFilter;
-use crate::domain::query::Query;
 use crate::domain::ProjectId;
 use crate::error::{ApiError, ValidationDetail};
 use crate::keys::{self, Principal};
+use crate::state::AppState;
+use crate::store::expr::{compile, Target};
 use crate::store::filter::Selection;
-use crate::store::query::{compile, Target};
-use crate::AppState;
 
 /// A JSON request body. Unlike `axum::Json` it ignores `Content-Type` (plain `curl -d` sends
 /// form encoding) and reports problems in the FastAPI shape with a `loc` into the body.

@@ -4,7 +4,7 @@
 //! `/docs`, and wraps everything in the layers every request passes through.
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
+use crate::telemetry;
 
 /// Call ingestion and reads.
 pub mod calls;
@@ -30,12 +31,14 @@ pub mod calls;
 pub mod costs;
 /// Request extractors: JSON bodies and credentials.
 pub mod extract;
-/// `/calls/stream_query`.
-pub mod query;
 /// Health and server info.
 pub mod service;
+/// Shapes several endpoints share.
+pub mod shared;
 /// `/calls/stats`.
 pub mod stats;
+/// `/calls/stream_query`.
+pub mod stream;
 /// `/trace/usage` and `/calls/usage`.
 pub mod usage;
 /// The SDK's v2 write paths (`calls/complete`, eager start/end).
@@ -99,7 +102,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(calls::router())
         .merge(v2::router())
-        .merge(query::router())
+        .merge(stream::router())
         .merge(stats::router())
         .merge(usage::router())
         .merge(costs::router())
@@ -124,7 +127,10 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application: routes, docs and middleware.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let (router, openapi) = parts();
+    let (mut router, openapi) = parts();
+    if settings.public_metrics {
+        router = router.merge(service::metrics_router());
+    }
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("Not found".into()) })
@@ -133,8 +139,8 @@ pub fn app(state: AppState) -> Router {
         .layer(cors(&settings.cors_origins))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .layer(axum::middleware::map_response(json_for_bare_errors))
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(axum::middleware::from_fn(record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -151,12 +157,12 @@ pub fn app(state: AppState) -> Router {
 
 /// Count every answered request by its route template (never the raw path, which would let
 /// clients mint label values).
-async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn record_metrics(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
     let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    state.metrics.observe_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    telemetry::observe_request(&method, &route, response.status().as_u16(), started.elapsed());
     response
 }
 

@@ -1,17 +1,24 @@
-//! Service endpoints (API.md §8): health, server info and metrics. No credentials needed.
+//! Service endpoints: health, server info and metrics. No credentials needed.
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::metrics::PoolGauges;
-use crate::AppState;
+use crate::state::AppState;
+use crate::telemetry::{self, PoolGauges};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(server_info)).routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(server_info))
+}
+
+/// `GET /metrics`, on the API's port or on a listener of its own (`METRICS_BIND`). Not part of
+/// the API document: it is for the operator's scraper, not for clients.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,12 +53,10 @@ async fn server_info() -> Json<ServerInfoRes> {
 }
 
 /// Prometheus metrics: requests by route and status, latency histograms, calls ingested, the
-/// database pool. Holds no project data, so it needs no credentials (keep it off the public
-/// network, as any metrics port).
-#[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
+/// database pool. Holds no project data, so it needs no credentials (give it its own listener
+/// with `METRICS_BIND` to keep it off the public network).
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let pool =
         PoolGauges { open: state.db.size(), idle: state.db.num_idle(), max: state.db.options().get_max_connections() };
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(pool))
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render_metrics(pool))
 }

@@ -1,6 +1,6 @@
 //! `POST /trace/usage` and `POST /calls/usage` (API.md §5): per-call usage with descendant
 //! rollup. Two queries fetch the set's parent links and own usage rows; the rollup is one
-//! post-order pass in Rust (`domain::rollup`), cheaper than a recursive CTE that would
+//! post-order pass in Rust (`domain::subtree`), cheaper than a recursive CTE that would
 //! re-aggregate every subtree.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -12,15 +12,15 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{selection, AppJson, Caller};
-use crate::domain::costs::{self, Cost, PriceBook, Tokens};
+use crate::domain::costs::{self, Cost, PriceBook};
+use crate::domain::expr::Query;
 use crate::domain::filter::CallsFilter;
-use crate::domain::query::Query;
-use crate::domain::rollup::{rollup, UsageMap, UsageTotals};
+use crate::domain::subtree::{subtree_totals, UsageMap, UsageTotals};
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result, ValidationDetail};
+use crate::state::AppState;
 use crate::store::prices as prices_store;
 use crate::store::usage::{self as usage_store, CallLink};
-use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(trace_usage)).routes(routes!(calls_usage))
@@ -147,41 +147,21 @@ async fn calls_usage(
 async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink], include_costs: bool) -> Result<Vec<UsageMap>> {
     let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
     let started: HashMap<&str, DateTime<Utc>> = calls.iter().map(|c| (c.id.as_str(), c.started_at)).collect();
-    let book = if include_costs {
-        PriceBook::new(prices_store::for_project(&state.db, project).await?)
-    } else {
-        PriceBook::default()
-    };
+    let book = if include_costs { prices_store::book(&state.db, project).await? } else { PriceBook::default() };
     let mut own: HashMap<String, UsageMap> = HashMap::new();
-    for row in usage_store::own_usage(&state.db, project, &ids).await? {
-        let cost = match started.get(row.call_id.as_str()) {
-            Some(&at) if include_costs => {
-                let tokens = Tokens {
-                    input: row.input_tokens,
-                    output: row.output_tokens,
-                    cache_read: row.cache_read_input_tokens,
-                    cache_creation: row.cache_creation_input_tokens,
-                };
-                costs::cost(tokens, book.price_for(&row.model, at))
-            }
+    for usage_store::OwnUsage { call_id, usage } in usage_store::own_usage(&state.db, project, &ids).await? {
+        let cost = match started.get(call_id.as_str()) {
+            Some(&at) if include_costs => costs::cost(&usage.counters, book.price_for(&usage.model, at)),
             _ => Cost::default(),
         };
-        let usage = UsageTotals {
-            requests: row.requests,
-            prompt_tokens: row.input_tokens,
-            completion_tokens: row.output_tokens,
-            total_tokens: row.total_tokens,
-            cache_read_input_tokens: row.cache_read_input_tokens,
-            cache_creation_input_tokens: row.cache_creation_input_tokens,
-            cost,
-        };
+        let totals = UsageTotals { counters: usage.counters, cost };
         // An entry whose six counters are all zero is dropped, unless it costs something (§5.1).
-        if !usage.counters_are_zero() || usage.cost.total() != 0.0 {
-            own.entry(row.call_id).or_default().insert(row.model, usage);
+        if !totals.counters.is_zero() || totals.cost.total() != 0.0 {
+            own.entry(call_id).or_default().insert(usage.model, totals);
         }
     }
     let links: Vec<(&str, Option<&str>)> = calls.iter().map(|c| (c.id.as_str(), c.parent_id.as_deref())).collect();
-    Ok(rollup(&links, own))
+    Ok(subtree_totals(&links, own))
 }
 
 fn render(usage: UsageMap, include_costs: bool) -> BTreeMap<String, LlmAggregatedUsage> {
@@ -189,15 +169,16 @@ fn render(usage: UsageMap, include_costs: bool) -> BTreeMap<String, LlmAggregate
     usage
         .into_iter()
         .map(|(model, u)| {
+            let c = u.counters;
             (
                 model,
                 LlmAggregatedUsage {
-                    requests: u.requests,
-                    prompt_tokens: u.prompt_tokens,
-                    completion_tokens: u.completion_tokens,
-                    total_tokens: u.total_tokens,
-                    cache_read_input_tokens: u.cache_read_input_tokens,
-                    cache_creation_input_tokens: u.cache_creation_input_tokens,
+                    requests: c.requests,
+                    prompt_tokens: c.input_tokens,
+                    completion_tokens: c.output_tokens,
+                    total_tokens: c.total_tokens,
+                    cache_read_input_tokens: c.cache_read_input_tokens,
+                    cache_creation_input_tokens: c.cache_creation_input_tokens,
                     prompt_tokens_total_cost: priced(u.cost.input),
                     completion_tokens_total_cost: priced(u.cost.output),
                     cache_read_input_tokens_total_cost: priced(u.cost.cache_read),

@@ -9,12 +9,13 @@ use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::calls::{ingest, BatchItem, CallEndReq, CallStartReq, CallStartRes, Empty};
+use super::calls::{ingest, BatchItem, BatchItemRes, CallEndReq, CallStartReq, CallStartRes};
 use super::extract::{AppJson, Caller};
+use super::shared::Empty;
 use crate::domain::call::CompletedCall;
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result, ValidationDetail};
-use crate::AppState;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(complete_calls)).routes(routes!(start_call_v2)).routes(routes!(end_call_v2))
@@ -92,8 +93,8 @@ async fn start_call_v2(
         vec![json!("body"), json!("start"), json!("project_id")],
     )?;
     match ingest(&state, &caller, vec![BatchItem::Start(req)]).await?.pop() {
-        Some(super::calls::BatchItemRes::Start(res)) => Ok(Json(res)),
-        _ => Err(ApiError::Internal("a start produced no start result".into())),
+        Some(BatchItemRes::Start(res)) => Ok(Json(res)),
+        _ => Err(ApiError::internal("a start produced no start result")),
     }
 }
 

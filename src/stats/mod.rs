@@ -3,17 +3,19 @@
 //! `granularity` picks the bucket size, `buckets` lays wall-clock buckets over a window in an
 //! IANA timezone (DST gaps and folds included) and maps instants to them, `metrics` turns
 //! the values that fall in a bucket into the response's keys (aggregations and exact
-//! percentiles), and `slots` says which part of a window the 15-minute rollups can answer. The
-//! route feeds rows from the store into these and serialises the result.
+//! percentiles), `slots` says which part of a window the 15-minute rollups can answer, and
+//! `tally` holds each bucket's values as the store streams rows and slots into it.
 
+/// Aggregations, percentiles and key names.
+pub mod aggregate;
 /// Wall-clock buckets in a timezone.
 pub mod buckets;
 /// Bucket size: auto selection and the bucket cap.
 pub mod granularity;
-/// Aggregations, percentiles and key names.
-pub mod metrics;
 /// Which part of a window 15-minute rollups can answer.
 pub mod slots;
+/// Per-bucket tallies fed by the store, rendered into the response.
+pub mod tally;
 
 #[cfg(test)]
 mod reference_tests;

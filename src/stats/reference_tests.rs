@@ -4,8 +4,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 
+use super::aggregate::percentile;
 use super::buckets::BucketGrid;
-use super::metrics::percentile;
 
 /// Zones with windows that open a few hours before one of their 2025 offset changes (or an
 /// ordinary day for zones without DST), where bucket bugs would hide.

@@ -35,6 +35,65 @@ pub fn split(grid: &BucketGrid, start: DateTime<Utc>, end: DateTime<Utc>) -> Opt
     Some(Split { slots: (first, last), raw })
 }
 
+/// `[from, to)`.
+pub type Range = (DateTime<Utc>, DateTime<Utc>);
+
+/// What one stream of a stats request reads: whole slots from rollups, the rest raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Ranges of whole slots, ascending and disjoint.
+    pub slots: Vec<Range>,
+    /// Ranges read as raw rows.
+    pub raw: Vec<Range>,
+}
+
+impl Plan {
+    /// Read everything in `[start, end)` raw.
+    pub fn raw(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        Self { slots: Vec::new(), raw: vec![(start, end)] }
+    }
+
+    /// Rollups for the whole slots of `split`, raw rows for the rest; all raw without a split.
+    pub fn new(split: Option<Split>, start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        match split {
+            Some(Split { slots, raw }) => Self { slots: vec![slots], raw },
+            None => Self::raw(start, end),
+        }
+    }
+
+    /// The same plan with every slot that holds one of `instants` strictly inside it read raw
+    /// instead (a price that takes effect mid-slot: the slot's sums mix two prices).
+    pub fn without(&self, instants: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
+        let mut cut: Vec<DateTime<Utc>> = instants
+            .into_iter()
+            .filter(|t| !is_slot_start(*t) && self.slots.iter().any(|(from, to)| from <= t && t < to))
+            .map(floor)
+            .collect();
+        cut.sort_unstable();
+        cut.dedup();
+        let mut plan = Self { slots: Vec::new(), raw: self.raw.clone() };
+        for &(from, to) in &self.slots {
+            let mut next = from;
+            for &slot in cut.iter().filter(|s| from <= **s && **s < to) {
+                if next < slot {
+                    plan.slots.push((next, slot));
+                }
+                plan.raw.push((slot, slot_end(slot)));
+                next = slot_end(slot);
+            }
+            if next < to {
+                plan.slots.push((next, to));
+            }
+        }
+        plan
+    }
+
+    /// From the first slot to the end of the last: what must be fresh before reading.
+    pub fn slot_span(&self) -> Option<Range> {
+        Some((self.slots.first()?.0, self.slots.last()?.1))
+    }
+}
+
 /// The end of the slot starting at `slot`.
 pub fn slot_end(slot: DateTime<Utc>) -> DateTime<Utc> {
     slot + TimeDelta::seconds(SLOT_SECONDS)
@@ -104,6 +163,31 @@ mod tests {
         assert!(split_of("UTC", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z", 1000).is_none());
         // Local mean time before 1883 has offsets of odd seconds.
         assert!(split_of("America/New_York", "1850-01-01T00:00:00Z", "1850-01-10T00:00:00Z", 86_400).is_none());
+    }
+
+    #[test]
+    fn a_mid_slot_instant_sends_its_slot_to_the_raw_reads_and_a_boundary_instant_does_not() {
+        let start = utc("2025-01-01T00:07:00Z");
+        let end = utc("2025-01-01T03:00:00Z");
+        let plan = Plan::new(split_of("UTC", "2025-01-01T00:07:00Z", "2025-01-01T03:00:00Z", 3600), start, end);
+        assert_eq!(plan.slots, vec![(utc("2025-01-01T00:15:00Z"), end)]);
+        let cut = plan.without([
+            utc("2025-01-01T01:20:00Z"),
+            utc("2025-01-01T01:25:00Z"),
+            utc("2025-01-01T02:00:00Z"),
+            utc("2025-01-01T00:10:00Z"),
+            utc("2025-01-05T00:10:00Z"),
+        ]);
+        assert_eq!(
+            cut.slots,
+            vec![(utc("2025-01-01T00:15:00Z"), utc("2025-01-01T01:15:00Z")), (utc("2025-01-01T01:30:00Z"), end)]
+        );
+        assert_eq!(
+            cut.raw,
+            vec![(start, utc("2025-01-01T00:15:00Z")), (utc("2025-01-01T01:15:00Z"), utc("2025-01-01T01:30:00Z"))]
+        );
+        assert_eq!(cut.slot_span(), Some((utc("2025-01-01T00:15:00Z"), end)));
+        assert_eq!(Plan::raw(start, end).slot_span(), None);
     }
 
     #[test]

@@ -6,49 +6,26 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
+use tokio::sync::mpsc;
 
 use super::filter::Selection;
-use crate::domain::usage::UsageRow;
+use super::{visible_calls, VISIBLE};
+use crate::domain::call::{self, Call};
+use crate::domain::ingest::{EndRow, StartRow, Writes};
+use crate::domain::usage::{Counters, UsageRow};
+use crate::domain::Timestamp;
 
-/// A start ready to write: ids resolved, user set, refs extracted.
-#[derive(Debug, Clone)]
-pub struct StartRow {
-    pub project_id: String,
-    pub id: String,
-    pub trace_id: String,
-    pub parent_id: Option<String>,
-    pub thread_id: Option<String>,
-    pub turn_id: Option<String>,
-    pub op_name: String,
-    pub display_name: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub attributes: Value,
-    pub inputs: Value,
-    pub otel_dump: Option<Value>,
-    pub wb_user_id: String,
-    pub wb_run_id: Option<String>,
-    pub wb_run_step: Option<i64>,
-    pub input_refs: Vec<String>,
-}
-
-/// An end ready to write, with its usage rows extracted.
-#[derive(Debug, Clone)]
-pub struct EndRow {
-    pub project_id: String,
-    pub id: String,
-    pub trace_id: Option<String>,
-    pub ended_at: DateTime<Utc>,
-    pub exception: Option<String>,
-    pub output: Option<Value>,
-    pub summary: Value,
-    pub wb_run_step_end: Option<i64>,
-    pub output_refs: Vec<String>,
-    pub usage: Vec<UsageRow>,
+/// Write a planned batch: whole calls, then lone starts, then lone ends.
+#[tracing::instrument(level = "debug", skip_all, fields(calls = writes.calls()))]
+pub async fn write(conn: &mut PgConnection, writes: &Writes) -> Result<(), sqlx::Error> {
+    upsert_complete(conn, &writes.complete).await?;
+    upsert_starts(conn, &writes.starts).await?;
+    upsert_ends(conn, &writes.ends).await
 }
 
 /// Write starts (last write wins for every start column).
-pub async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(), sqlx::Error> {
+async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -93,7 +70,7 @@ pub async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result
 }
 
 /// Write ends and replace their usage rows (last write wins).
-pub async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sqlx::Error> {
+async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -141,7 +118,7 @@ async fn replace_usage(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), s
     if usage.is_empty() {
         return Ok(());
     }
-    let counter = |f: fn(&UsageRow) -> i64| usage.iter().map(|(_, u)| f(u)).collect::<Vec<_>>();
+    let counter = |f: fn(&Counters) -> i64| usage.iter().map(|(_, u)| f(&u.counters)).collect::<Vec<_>>();
     sqlx::query(
         r#"insert into call_usage (project_id, call_id, model, requests, input_tokens, output_tokens, total_tokens,
                                    cache_read_input_tokens, cache_creation_input_tokens)
@@ -164,7 +141,7 @@ async fn replace_usage(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), s
 
 /// Write calls whose start and end arrive together as one row each (half the index work of
 /// a start followed by an end), then replace their usage rows. Last write wins, as for halves.
-pub async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -> Result<(), sqlx::Error> {
+async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -283,15 +260,54 @@ impl CallRow {
                 let int = |i: usize| row.get(i).and_then(Value::as_i64).unwrap_or(0);
                 Some(UsageRow {
                     model: row.first()?.as_str()?.to_string(),
-                    requests: int(1),
-                    input_tokens: int(2),
-                    output_tokens: int(3),
-                    total_tokens: int(4),
-                    cache_read_input_tokens: int(5),
-                    cache_creation_input_tokens: int(6),
+                    counters: Counters {
+                        requests: int(1),
+                        input_tokens: int(2),
+                        output_tokens: int(3),
+                        total_tokens: int(4),
+                        cache_read_input_tokens: int(5),
+                        cache_creation_input_tokens: int(6),
+                    },
                 })
             })
             .collect()
+    }
+}
+
+impl From<CallRow> for Call {
+    /// The API's view of a stored call, with the computed `summary.weave` fields.
+    fn from(row: CallRow) -> Self {
+        let op_name = row.op_name.unwrap_or_default();
+        let trace_name = call::trace_name(row.display_name.as_deref(), &op_name).to_string();
+        let summary = call::summary_with_computed_fields(
+            row.summary,
+            row.exception.as_deref(),
+            row.ended_at.is_some(),
+            row.latency_ms,
+            &trace_name,
+        );
+        Call {
+            id: row.id,
+            project_id: row.project_id,
+            trace_id: row.trace_id.unwrap_or_default(),
+            op_name,
+            display_name: row.display_name,
+            parent_id: row.parent_id,
+            thread_id: row.thread_id,
+            turn_id: row.turn_id,
+            started_at: Timestamp::from(row.started_at),
+            ended_at: row.ended_at.map(Timestamp::from),
+            exception: row.exception,
+            attributes: row.attributes.unwrap_or_else(|| Value::Object(Default::default())),
+            inputs: row.inputs.unwrap_or_else(|| Value::Object(Default::default())),
+            output: row.output.unwrap_or(Value::Null),
+            summary,
+            wb_user_id: row.wb_user_id,
+            wb_run_id: row.wb_run_id,
+            wb_run_step: row.wb_run_step,
+            wb_run_step_end: row.wb_run_step_end,
+            deleted_at: row.deleted_at.map(Timestamp::from),
+        }
     }
 }
 
@@ -301,6 +317,7 @@ pub const CALL_COLUMNS: &str = "c.project_id, c.id, c.trace_id, c.parent_id, c.t
      c.wb_user_id, c.wb_run_id, c.wb_run_step, c.wb_run_step_end, c.deleted_at, c.latency_ms";
 
 /// A call that has started and is not deleted (with its usage rows when `with_usage`).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn read(
     db: impl PgExecutor<'_>,
     project: &str,
@@ -308,37 +325,33 @@ pub async fn read(
     with_usage: bool,
 ) -> Result<Option<CallRow>, sqlx::Error> {
     let usage = if with_usage { USAGE_COLUMN } else { "" };
-    sqlx::query_as(&format!(
-        "select {CALL_COLUMNS}{usage} from calls c
-         where c.project_id = $1 and c.id = $2 and c.started_at is not null and c.deleted_at is null"
-    ))
-    .bind(project)
-    .bind(id)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as(&format!("select {CALL_COLUMNS}{usage} from calls c where {VISIBLE} and c.id = $2"))
+        .bind(project)
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }
 
 /// Set a visible call's display name; false when there is no such call.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn update_display_name(
     db: impl PgExecutor<'_>,
     project: &str,
     id: &str,
     display_name: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update calls set display_name = $3
-         where project_id = $1 and id = $2 and started_at is not null and deleted_at is null",
-    )
-    .bind(project)
-    .bind(id)
-    .bind(display_name)
-    .execute(db)
-    .await?;
+    let done = sqlx::query(&format!("update calls c set display_name = $3 where {VISIBLE} and c.id = $2"))
+        .bind(project)
+        .bind(id)
+        .bind(display_name)
+        .execute(db)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Soft-delete calls and every descendant (parent cycles included, each once). Returns how many
 /// visible calls were newly deleted.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_subtrees(db: impl PgExecutor<'_>, project: &str, ids: &[String]) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         r#"with recursive subtree(id) as (
@@ -359,16 +372,14 @@ pub async fn delete_subtrees(db: impl PgExecutor<'_>, project: &str, ids: &[Stri
 }
 
 /// How many visible calls of `project` match `filter`, counting at most `cap` of them.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn count(
     db: impl PgExecutor<'_>,
     project: &str,
     selection: &Selection,
     cap: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
-    let mut qb: QueryBuilder<Postgres> =
-        QueryBuilder::new("select count(*) from (select 1 from calls c where c.project_id = ");
-    qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
-    super::filter::push_conditions(&mut qb, "c", selection);
+    let mut qb = visible_calls("select count(*) from (select 1", project, selection);
     if let Some(cap) = cap {
         qb.push(" limit ").push_bind(cap);
     }
@@ -390,21 +401,37 @@ pub enum SortKey {
     JsonPath(&'static str, Vec<String>),
 }
 
-/// Build the query of `/calls/stream_query`: visible calls of `project` matching `filter`,
-/// ordered by `sort` then start and id (byte order), paged.
-pub fn stream_query(
+/// What `/calls/stream_query` asks for, besides the selection.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Order by these first (descending when true), then by start and id (byte order).
+    pub sort: Vec<(SortKey, bool)>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// Stream the visible calls of `project` matching `selection`, in `page`'s order and window,
+/// with their usage rows when `with_usage` (see [`super::spawn_rows`]).
+pub fn stream(
+    db: PgPool,
     project: String,
     selection: &Selection,
-    sort: &[(SortKey, bool)],
-    limit: Option<i64>,
-    offset: Option<i64>,
+    page: &Page,
+    with_usage: bool,
+) -> mpsc::Receiver<Result<CallRow, sqlx::Error>> {
+    super::spawn_rows(db, stream_query(project, selection, page, with_usage))
+}
+
+/// The statement behind [`stream`].
+fn stream_query(
+    project: String,
+    selection: &Selection,
+    page: &Page,
     with_usage: bool,
 ) -> QueryBuilder<'static, Postgres> {
     let usage = if with_usage { USAGE_COLUMN } else { "" };
-    let mut qb: QueryBuilder<'static, Postgres> =
-        QueryBuilder::new(format!("select {CALL_COLUMNS}{usage} from calls c where c.project_id = "));
-    qb.push_bind(project).push(" and c.started_at is not null and c.deleted_at is null");
-    super::filter::push_conditions(&mut qb, "c", selection);
+    let Page { sort, limit, offset } = page;
+    let mut qb = visible_calls(format!("select {CALL_COLUMNS}{usage}"), project, selection);
     qb.push(" order by ");
     for (key, descending) in sort {
         match key {
@@ -433,10 +460,10 @@ pub fn stream_query(
         qb.push(if *descending { " desc, " } else { " asc, " });
     }
     qb.push(r#"c.started_at asc, c.id collate "C" asc"#);
-    if let Some(limit) = limit {
+    if let Some(limit) = *limit {
         qb.push(" limit ").push_bind(limit);
     }
-    if let Some(offset) = offset {
+    if let Some(offset) = *offset {
         qb.push(" offset ").push_bind(offset);
     }
     qb

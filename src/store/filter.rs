@@ -2,7 +2,7 @@
 //! value is bound, and only column names written here are spliced in.
 use sqlx::{Postgres, QueryBuilder};
 
-use super::query::Condition;
+use super::expr::Condition;
 use crate::domain::filter::{active, CallsFilter, NamePatterns};
 
 /// Which calls an endpoint selects: a structured filter and an optional compiled query.

@@ -16,6 +16,7 @@ pub struct KeyRow {
 pub async fn insert(
     db: impl PgExecutor<'_>,
     id: &str,
+    lookup: &str,
     secret_hash: &[u8; 32],
     user: &str,
     entities: &[String],
@@ -26,7 +27,7 @@ pub async fn insert(
            values ($1, $2, $3, $4, $5, $6)"#,
     )
     .bind(id)
-    .bind(crate::keys::lookup_prefix(secret_hash))
+    .bind(lookup)
     .bind(secret_hash.as_slice())
     .bind(user)
     .bind(entities)

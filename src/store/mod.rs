@@ -3,23 +3,26 @@
 //! routes or the pure logic.
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
+use tokio::sync::mpsc;
 
-use crate::config::DatabaseConfig;
+use crate::domain::usage::{Counters, UsageRow};
+use filter::Selection;
 
 /// Calls: ingestion, reads, deletes, counts.
 pub mod calls;
+/// Query expressions → SQL.
+pub mod expr;
 /// `CallsFilter` → SQL conditions.
 pub mod filter;
 /// API keys.
 pub mod keys;
 /// The price table.
 pub mod prices;
-/// Query expressions → SQL.
-pub mod query;
 /// 15-minute rollups: refresh and read.
-pub mod rollups;
+pub mod slots;
 /// The rows `/calls/stats` aggregates.
 pub mod stats;
 /// Calls and usage rows for the usage rollups.
@@ -28,18 +31,116 @@ pub mod usage;
 /// The embedded migrations, run at start-up and by `#[sqlx::test]`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Where the database is and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub url: String,
+    pub max_connections: u32,
+    /// Wait for a pooled connection this long, then fail (503).
+    pub acquire_timeout: Duration,
+    /// Cancel a statement running longer than this (503).
+    pub statement_timeout: Duration,
+}
+
 /// A pool whose acquire and statement timeouts turn a dead or stuck database into a 503.
-pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+pub async fn connect(config: &PoolConfig) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = config.url.parse()?;
     let options = options
         .application_name("weave-trace-server")
-        .options([("statement_timeout", format!("{}s", config.statement_timeout_secs))]);
+        .options([("statement_timeout", format!("{}ms", config.statement_timeout.as_millis()))]);
     PgPoolOptions::new()
         .max_connections(config.max_connections)
-        .acquire_timeout(Duration::from_secs(config.acquire_timeout_secs))
+        .acquire_timeout(config.acquire_timeout)
         .connect_with(options)
         .await
 }
+
+/// The visible calls of a project (started, not deleted) on the calls table aliased `c`, with
+/// the project as `$1`: for statements written out whole.
+pub(crate) const VISIBLE: &str = "c.project_id = $1 and c.started_at is not null and c.deleted_at is null";
+
+/// `<select> from calls c where <visible> <selection>`: the visible calls of `project` that
+/// `selection` picks, for statements built piece by piece.
+pub(crate) fn visible_calls<'a>(
+    select: impl Into<String>,
+    project: impl sqlx::Encode<'a, Postgres> + sqlx::Type<Postgres> + Send + 'a,
+    selection: &Selection,
+) -> QueryBuilder<'a, Postgres> {
+    let mut qb = QueryBuilder::new(select);
+    qb.push(" from calls c where c.project_id = ").push_bind(project);
+    qb.push(" and c.started_at is not null and c.deleted_at is null");
+    filter::push_conditions(&mut qb, "c", selection);
+    qb
+}
+
+/// Feed every row of `qb` to `each`, as rows arrive.
+async fn for_each<T>(
+    mut qb: QueryBuilder<'_, Postgres>,
+    db: &PgPool,
+    mut each: impl FnMut(T),
+) -> Result<(), sqlx::Error>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let mut rows = qb.build_query_as::<T>().fetch(db);
+    while let Some(row) = rows.try_next().await? {
+        each(row);
+    }
+    Ok(())
+}
+
+/// Run `qb` on a task of its own and hand its rows over a small channel, so a response can
+/// stream them after its handler returned, with memory flat in the result size. The task
+/// stops at the first error (sent) or when the receiver is dropped.
+pub(crate) fn spawn_rows<T>(
+    db: PgPool,
+    mut qb: QueryBuilder<'static, Postgres>,
+) -> mpsc::Receiver<Result<T, sqlx::Error>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static,
+{
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut rows = qb.build_query_as::<T>().fetch(&db);
+        loop {
+            let item = match rows.try_next().await {
+                Ok(Some(row)) => Ok(row),
+                Ok(None) => break,
+                Err(error) => Err(error),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl<'r> FromRow<'r, PgRow> for Counters {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Counters {
+            requests: row.try_get("requests")?,
+            input_tokens: row.try_get("input_tokens")?,
+            output_tokens: row.try_get("output_tokens")?,
+            total_tokens: row.try_get("total_tokens")?,
+            cache_read_input_tokens: row.try_get("cache_read_input_tokens")?,
+            cache_creation_input_tokens: row.try_get("cache_creation_input_tokens")?,
+        })
+    }
+}
+
+impl<'r> FromRow<'r, PgRow> for UsageRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(UsageRow { model: row.try_get("model")?, counters: Counters::from_row(row)? })
+    }
+}
+
+/// The columns of a usage row on `call_usage` aliased `u`.
+pub(crate) const USAGE_ROW_COLUMNS: &str = "u.model, u.requests, u.input_tokens, u.output_tokens, u.total_tokens, \
+     u.cache_read_input_tokens, u.cache_creation_input_tokens";
 
 /// One round trip to the database, for health checks.
 pub async fn ping(db: &PgPool) -> Result<(), sqlx::Error> {

@@ -1,125 +1,73 @@
 //! SQL for the price table: a project's price book, and `/cost/create|query|purge`.
-use chrono::{DateTime, Utc};
+//!
+//! Rows travel as JSON records of the table (`to_jsonb` out, `jsonb_populate_recordset` in),
+//! so the fields of a price are written down once, in `domain::costs::Price`.
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 
-use super::query::Condition;
-use crate::domain::costs::Price;
+use super::expr::Condition;
+use crate::domain::costs::{Price, PriceBook};
 
-#[derive(Debug, sqlx::FromRow)]
-struct PriceRow {
-    id: String,
-    llm_id: String,
-    provider_id: String,
-    pricing_level: String,
-    pricing_level_id: String,
-    prompt_token_cost: f64,
-    completion_token_cost: f64,
-    cache_read_input_token_cost: f64,
-    cache_creation_input_token_cost: f64,
-    prompt_token_cost_unit: String,
-    completion_token_cost_unit: String,
-    effective_date: DateTime<Utc>,
-    created_at: DateTime<Utc>,
-    created_by: String,
-}
-
-impl From<PriceRow> for Price {
-    fn from(r: PriceRow) -> Self {
-        Price {
-            id: r.id,
-            llm_id: r.llm_id,
-            provider_id: r.provider_id,
-            pricing_level: r.pricing_level,
-            pricing_level_id: r.pricing_level_id,
-            prompt_token_cost: r.prompt_token_cost,
-            completion_token_cost: r.completion_token_cost,
-            cache_read_input_token_cost: r.cache_read_input_token_cost,
-            cache_creation_input_token_cost: r.cache_creation_input_token_cost,
-            prompt_token_cost_unit: r.prompt_token_cost_unit,
-            completion_token_cost_unit: r.completion_token_cost_unit,
-            effective_date: r.effective_date,
-            created_at: r.created_at,
-            created_by: r.created_by,
-        }
-    }
-}
-
-const COLUMNS: &str = "p.id, p.llm_id, p.provider_id, p.pricing_level, p.pricing_level_id, p.prompt_token_cost, \
-     p.completion_token_cost, p.cache_read_input_token_cost, p.cache_creation_input_token_cost, \
-     p.prompt_token_cost_unit, p.completion_token_cost_unit, p.effective_date, p.created_at, p.created_by";
-
-/// The rows that apply to `project`: the defaults and its own, with `p` the table alias.
+/// The rows that apply to `project` (the defaults and its own), with `p` the table alias.
 fn applicable(project: String) -> QueryBuilder<'static, Postgres> {
-    let mut qb = QueryBuilder::new(format!(
-        "select {COLUMNS} from llm_token_prices p where (p.pricing_level = 'default' or \
-         (p.pricing_level = 'project' and p.pricing_level_id = "
-    ));
+    let mut qb = QueryBuilder::new(
+        "select to_jsonb(p) from llm_token_prices p where (p.pricing_level = 'default' or \
+         (p.pricing_level = 'project' and p.pricing_level_id = ",
+    );
     qb.push_bind(project).push("))");
     qb
 }
 
-/// Every price that applies to `project` (its price book).
-pub async fn for_project(db: impl PgExecutor<'_>, project: &str) -> Result<Vec<Price>, sqlx::Error> {
-    let rows: Vec<PriceRow> = applicable(project.to_string()).build_query_as().fetch_all(db).await?;
-    Ok(rows.into_iter().map(Price::from).collect())
+/// The project's own rows, with `p` the table alias.
+fn own(project: String) -> QueryBuilder<'static, Postgres> {
+    let mut qb = QueryBuilder::new(
+        "select to_jsonb(p) from llm_token_prices p where p.pricing_level = 'project' and p.pricing_level_id = ",
+    );
+    qb.push_bind(project);
+    qb
 }
 
-/// A project-level price to create.
-pub struct NewPrice {
-    pub id: String,
-    pub llm_id: String,
-    pub provider_id: String,
-    pub prompt_token_cost: f64,
-    pub completion_token_cost: f64,
-    pub cache_read_input_token_cost: f64,
-    pub cache_creation_input_token_cost: f64,
-    pub prompt_token_cost_unit: String,
-    pub completion_token_cost_unit: String,
-    pub effective_date: DateTime<Utc>,
+/// Every price that applies to `project`: its price book.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn book(db: impl PgExecutor<'_>, project: &str) -> Result<PriceBook, sqlx::Error> {
+    let rows: Vec<Json<Price>> = applicable(project.to_string()).build_query_scalar().fetch_all(db).await?;
+    Ok(PriceBook::new(rows.into_iter().map(|row| row.0).collect()))
 }
 
-pub async fn create(
-    conn: &mut PgConnection,
-    project: &str,
-    user: &str,
-    prices: &[NewPrice],
-) -> Result<(), sqlx::Error> {
-    for p in prices {
-        sqlx::query(
-            "insert into llm_token_prices (id, pricing_level, pricing_level_id, provider_id, llm_id, prompt_token_cost,
-                 completion_token_cost, cache_read_input_token_cost, cache_creation_input_token_cost,
-                 prompt_token_cost_unit, completion_token_cost_unit, effective_date, created_by)
-             values ($1, 'project', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&p.id)
-        .bind(project)
-        .bind(&p.provider_id)
-        .bind(&p.llm_id)
-        .bind(p.prompt_token_cost)
-        .bind(p.completion_token_cost)
-        .bind(p.cache_read_input_token_cost)
-        .bind(p.cache_creation_input_token_cost)
-        .bind(&p.prompt_token_cost_unit)
-        .bind(&p.completion_token_cost_unit)
-        .bind(p.effective_date)
-        .bind(user)
-        .execute(&mut *conn)
+/// Insert prices (each a whole row, project level).
+#[tracing::instrument(level = "debug", skip_all, fields(prices = prices.len()))]
+pub async fn create(conn: &mut PgConnection, prices: &[Price]) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into llm_token_prices select * from jsonb_populate_recordset(null::llm_token_prices, $1)")
+        .bind(Json(prices))
+        .execute(conn)
         .await?;
-    }
     Ok(())
 }
 
-/// Prices that apply to `project` and match `query`, ordered by `sort` (allow-listed columns)
-/// then id.
+/// Which rows `/cost/query` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// The project's own rows.
+    Project,
+    /// The project's own rows and the defaults that apply to it.
+    WithDefaults,
+}
+
+/// Prices of `project` matching `query`, ordered by `sort` (allow-listed columns) then id.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn query(
     db: impl PgExecutor<'_>,
     project: &str,
+    listing: Listing,
     query: Option<&Condition>,
     sort: &[(&'static str, bool)],
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<Vec<Price>, sqlx::Error> {
-    let mut qb = applicable(project.to_string());
+    let mut qb = match listing {
+        Listing::Project => own(project.to_string()),
+        Listing::WithDefaults => applicable(project.to_string()),
+    };
     if let Some(condition) = query {
         condition.push(&mut qb, "p");
     }
@@ -134,11 +82,12 @@ pub async fn query(
     if let Some(offset) = offset {
         qb.push(" offset ").push_bind(offset);
     }
-    let rows: Vec<PriceRow> = qb.build_query_as().fetch_all(db).await?;
-    Ok(rows.into_iter().map(Price::from).collect())
+    let rows: Vec<Json<Price>> = qb.build_query_scalar().fetch_all(db).await?;
+    Ok(rows.into_iter().map(|row| row.0).collect())
 }
 
 /// Delete the project's own rows matching `query`; defaults are never deleted.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn purge(db: impl PgExecutor<'_>, project: &str, query: &Condition) -> Result<u64, sqlx::Error> {
     let mut qb: QueryBuilder<Postgres> =
         QueryBuilder::new("delete from llm_token_prices p where p.pricing_level = 'project' and p.pricing_level_id = ");

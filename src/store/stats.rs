@@ -1,39 +1,21 @@
-//! SQL for `/calls/stats`: stream the typed columns of the counted calls and their usage rows.
-//! Bucketing and aggregation happen in `stats` as rows arrive, so memory holds only the values
-//! a bucket needs, never the rows.
+//! SQL for `/calls/stats`: stream the counted calls and usage rows (raw) and the 15-minute
+//! slots (rollups) of a read plan into the tallies of `stats::tally`, as rows arrive, so
+//! memory holds only what a bucket needs, never the rows.
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::filter::Selection;
+use super::filter::{Selection, SlotFilter};
+use super::{for_each, slots, USAGE_ROW_COLUMNS};
+use crate::domain::usage::UsageRow;
+use crate::stats::slots::{Plan, Range};
+use crate::stats::tally::{CallTally, UsageTally};
 
-/// What the call metrics need of one call.
-#[derive(Debug, sqlx::FromRow)]
-pub struct CallPoint {
-    pub started_at: DateTime<Utc>,
-    pub latency_ms: Option<f64>,
-    pub is_error: bool,
-}
-
-/// One usage row of a counted call, timed by the call's start.
-#[derive(Debug, sqlx::FromRow)]
-pub struct UsagePoint {
-    pub started_at: DateTime<Utc>,
-    pub model: String,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub total_tokens: i64,
-    pub cache_read_input_tokens: i64,
-    pub cache_creation_input_tokens: i64,
-}
-
-/// The calls API.md §4.2 counts: in the project, not deleted, `start ≤ started_at < end`, and
-/// matching the filter.
+/// The calls API.md §4.2 counts in `[start, end)`: in the project, not deleted, and matching
+/// the selection.
 fn counted_calls<'a>(
     select: &str,
     project: &'a str,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    (start, end): Range,
     selection: &Selection,
 ) -> QueryBuilder<'a, Postgres> {
     let mut qb = QueryBuilder::new(select);
@@ -44,50 +26,74 @@ fn counted_calls<'a>(
     qb
 }
 
-/// Feed every counted call to `each`, in no particular order.
-pub async fn for_each_call(
+/// Feed the counted calls of `plan` to `tally`: slots from rollups, the rest raw.
+#[tracing::instrument(level = "debug", skip_all, fields(slot_ranges = plan.slots.len(), raw_ranges = plan.raw.len()))]
+pub async fn tally_calls(
     db: &PgPool,
     project: &str,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    plan: &Plan,
+    slot_filter: &SlotFilter,
     selection: &Selection,
-    mut each: impl FnMut(CallPoint),
+    tally: &mut CallTally<'_>,
 ) -> Result<(), sqlx::Error> {
-    let mut qb = counted_calls(
-        "select c.started_at, c.latency_ms, c.exception is not null as is_error from calls c",
-        project,
-        start,
-        end,
-        selection,
-    );
-    let mut rows = qb.build_query_as::<CallPoint>().fetch(db);
-    while let Some(row) = rows.try_next().await? {
-        each(row);
+    for &range in &plan.slots {
+        for_each(slots::call_slots(project, range, slot_filter), db, |slot| tally.add_slot(&slot)).await?;
+    }
+    for &range in &plan.raw {
+        let qb = counted_calls(
+            "select c.started_at, c.latency_ms, c.exception is not null as is_error from calls c",
+            project,
+            range,
+            selection,
+        );
+        for_each(qb, db, |(started_at, latency_ms, is_error): (DateTime<Utc>, Option<f64>, bool)| {
+            tally.add_call(started_at, latency_ms, is_error)
+        })
+        .await?;
     }
     Ok(())
 }
 
-/// Feed every usage row of the counted calls to `each`, in no particular order.
-pub async fn for_each_usage(
+/// A usage row of a counted call, with the call's start.
+#[derive(sqlx::FromRow)]
+struct TimedUsage {
+    started_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    row: UsageRow,
+}
+
+/// Feed the usage rows of the counted calls of `plan` to `tally`: slots from rollups, the
+/// rest raw, then the rows of any slot whose sums overflowed.
+#[tracing::instrument(level = "debug", skip_all, fields(slot_ranges = plan.slots.len(), raw_ranges = plan.raw.len()))]
+pub async fn tally_usage(
     db: &PgPool,
     project: &str,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    plan: &Plan,
+    slot_filter: &SlotFilter,
     selection: &Selection,
-    mut each: impl FnMut(UsagePoint),
+    tally: &mut UsageTally<'_>,
 ) -> Result<(), sqlx::Error> {
-    let mut qb = counted_calls(
-        "select c.started_at, u.model, u.input_tokens, u.output_tokens, u.total_tokens,
-                u.cache_read_input_tokens, u.cache_creation_input_tokens
-         from calls c join call_usage u on u.project_id = c.project_id and u.call_id = c.id",
-        project,
-        start,
-        end,
-        selection,
+    let select = format!(
+        "select c.started_at, {USAGE_ROW_COLUMNS}
+         from calls c join call_usage u on u.project_id = c.project_id and u.call_id = c.id"
     );
-    let mut rows = qb.build_query_as::<UsagePoint>().fetch(db);
-    while let Some(row) = rows.try_next().await? {
-        each(row);
+    for &range in &plan.slots {
+        for_each(slots::usage_slots(project, range, slot_filter), db, |slot| tally.add_slot(&slot)).await?;
+    }
+    for &range in &plan.raw {
+        for_each(counted_calls(&select, project, range, selection), db, |u: TimedUsage| {
+            tally.add_row(u.started_at, &u.row)
+        })
+        .await?;
+    }
+    for (slot, models) in tally.take_overflowed() {
+        let range = (slot, crate::stats::slots::slot_end(slot));
+        for_each(counted_calls(&select, project, range, selection), db, |u: TimedUsage| {
+            if models.contains(&u.row.model) {
+                tally.add_row(u.started_at, &u.row);
+            }
+        })
+        .await?;
     }
     Ok(())
 }

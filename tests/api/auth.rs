@@ -75,7 +75,7 @@ async fn a_revoked_key_stops_working_at_once(pool: PgPool) {
 async fn keys_are_stored_only_as_hashes(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let stored: Vec<Vec<u8>> = sqlx::query_scalar("select secret_hash from api_keys").fetch_all(&pool).await.unwrap();
-    assert_eq!(stored, vec![keys::hash(&app.key).to_vec()]);
+    assert_eq!(stored, vec![weave_trace_server::domain::keys::hash(&app.key).to_vec()]);
     let dump: String =
         sqlx::query_scalar("select string_agg(t::text, ' ') from api_keys t").fetch_one(&pool).await.unwrap();
     assert!(!dump.contains(&app.key));
@@ -83,15 +83,19 @@ async fn keys_are_stored_only_as_hashes(pool: PgPool) {
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_fresh_install_bootstraps_one_admin_key_and_only_once(pool: PgPool) {
-    let secret = keys::bootstrap(&pool, None).await.unwrap().expect("a key is generated when none exists");
+    let keys::Bootstrap::Generated(secret) = keys::bootstrap(&pool, None).await.unwrap() else {
+        panic!("a key is generated when none exists");
+    };
     let principal = keys::verify(&pool, &secret).await.unwrap().unwrap();
     assert!(principal.is_admin);
-    assert!(keys::bootstrap(&pool, None).await.unwrap().is_none());
+    assert_eq!(keys::bootstrap(&pool, None).await.unwrap(), keys::Bootstrap::KeysExist);
+    assert_eq!(keys::bootstrap(&pool, Some("late")).await.unwrap(), keys::Bootstrap::KeysExist);
+    assert!(keys::verify(&pool, "late").await.unwrap().is_none(), "a preset is ignored once keys exist");
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_preset_bootstrap_key_is_installed_without_printing(pool: PgPool) {
-    assert!(keys::bootstrap(&pool, Some("preset-secret")).await.unwrap().is_none());
+    assert_eq!(keys::bootstrap(&pool, Some("preset-secret")).await.unwrap(), keys::Bootstrap::Installed);
     assert!(keys::verify(&pool, "preset-secret").await.unwrap().unwrap().is_admin);
 }
 

@@ -7,7 +7,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use weave_trace_server::domain::query::{evaluate, CallView, Query};
+use weave_trace_server::domain::expr::{evaluate, CallView, Query};
 use weave_trace_server::store::MIGRATOR;
 
 use crate::support::*;

@@ -74,37 +74,9 @@ async fn keys_create_prints_the_secret_alone_on_the_last_line_and_revoke_stops_i
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn metrics_count_requests_by_route_and_status_and_calls_ingested(pool: PgPool) {
-    let app = TestApp::new(pool).await;
-    ingest(
-        &app,
-        vec![
-            (start("m1", "2025-01-15T10:00:00Z", serde_json::json!({})), None),
-            (
-                start("m2", "2025-01-15T10:00:00Z", serde_json::json!({})),
-                Some(end("m2", "2025-01-15T10:00:01Z", serde_json::json!({}))),
-            ),
-        ],
-    )
-    .await;
-    assert_eq!(app.post("/call/read", serde_json::json!({"project_id": PROJECT})).await.status, 422);
-    assert_eq!(app.get("/no/such/route/123").await.status, 404);
-    let metrics = app.get("/metrics").await;
-    assert_eq!(metrics.status, 200);
-    assert!(metrics.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
-    let text = metrics.text;
-    assert!(
-        text.contains("weave_http_requests_total{method=\"POST\",route=\"/call/upsert_batch\",status=\"200\"} 1\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("weave_http_requests_total{method=\"POST\",route=\"/call/read\",status=\"422\"} 1\n"),
-        "{text}"
-    );
-    // Unknown paths share one label: clients cannot mint label values.
-    assert!(text.contains("route=\"unmatched\",status=\"404\"} 1\n"), "{text}");
-    assert!(!text.contains("/no/such/route"));
-    assert!(text.contains("weave_calls_ingested_total 2\n"), "{text}");
-    assert!(text.contains("weave_http_request_duration_seconds_count{route=\"/call/upsert_batch\"} 1\n"), "{text}");
-    assert!(text.contains("weave_db_pool_max_connections "), "{text}");
+async fn metrics_move_off_the_api_port_when_they_have_a_listener_of_their_own(pool: PgPool) {
+    let public = TestApp::new(pool.clone()).await;
+    assert_eq!(public.get("/metrics").await.status, 200);
+    let private = TestApp::with_settings(pool, Settings { public_metrics: false, ..Settings::default() }).await;
+    assert_eq!(private.get("/metrics").await.status, 404);
 }

@@ -1,6 +1,6 @@
 //! Query expressions (API.md §7.2): `{"$expr": op}`, parsed into a typed tree.
 //!
-//! The tree is compiled to one parameterised SQL condition by `store::query`; `evaluate` here
+//! The tree is compiled to one parameterised SQL condition by `store::expr`; `evaluate` here
 //! applies the same rules to a call's JSON in Rust, so the two can be checked against each
 //! other (a property test does). The rules, in short: a JSON value is read as the type of the
 //! literal it is compared with (number, bool, else text with numbers normalised); a value that

@@ -7,34 +7,19 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::costs::Cost;
+use super::usage::Counters;
 
-/// Usage counters of one model, as the usage endpoints return them, with their costs.
+/// Usage of one model, as the usage endpoints return it: counters and their costs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct UsageTotals {
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub total_tokens: i64,
-    pub cache_read_input_tokens: i64,
-    pub cache_creation_input_tokens: i64,
+    pub counters: Counters,
     pub cost: Cost,
 }
 
 impl UsageTotals {
     pub fn add(&mut self, other: &Self) {
-        self.requests = self.requests.saturating_add(other.requests);
-        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
-        self.completion_tokens = self.completion_tokens.saturating_add(other.completion_tokens);
-        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
-        self.cache_read_input_tokens = self.cache_read_input_tokens.saturating_add(other.cache_read_input_tokens);
-        self.cache_creation_input_tokens =
-            self.cache_creation_input_tokens.saturating_add(other.cache_creation_input_tokens);
+        self.counters.add(&other.counters);
         self.cost.add(&other.cost);
-    }
-
-    /// All six counters are zero (costs aside).
-    pub fn counters_are_zero(&self) -> bool {
-        Self { cost: Cost::default(), ..*self } == Self::default()
     }
 }
 
@@ -43,7 +28,7 @@ pub type UsageMap = BTreeMap<String, UsageTotals>;
 
 /// Roll usage up the parent links of `calls` (`(id, parent_id)` pairs). `own` holds each
 /// call's own usage by id. Returns every call's total, in the order of `calls`.
-pub fn rollup(calls: &[(&str, Option<&str>)], mut own: HashMap<String, UsageMap>) -> Vec<UsageMap> {
+pub fn subtree_totals(calls: &[(&str, Option<&str>)], mut own: HashMap<String, UsageMap>) -> Vec<UsageMap> {
     let n = calls.len();
     let index: HashMap<&str, usize> = calls.iter().enumerate().map(|(i, &(id, _))| (id, i)).collect();
     let parent: Vec<Option<usize>> = calls.iter().map(|&(_, p)| p.and_then(|p| index.get(p).copied())).collect();
@@ -129,7 +114,10 @@ mod tests {
     fn usage(tokens: i64) -> UsageMap {
         UsageMap::from([(
             "m".to_string(),
-            UsageTotals { requests: 1, prompt_tokens: tokens, total_tokens: tokens, ..Default::default() },
+            UsageTotals {
+                counters: Counters { requests: 1, input_tokens: tokens, total_tokens: tokens, ..Default::default() },
+                cost: Cost::default(),
+            },
         )])
     }
 
@@ -138,7 +126,7 @@ mod tests {
     }
 
     fn tokens(map: &UsageMap) -> i64 {
-        map.get("m").map_or(0, |u| u.prompt_tokens)
+        map.get("m").map_or(0, |u| u.counters.input_tokens)
     }
 
     #[test]
@@ -156,9 +144,9 @@ mod tests {
             ("c".into(), usage(100)),
             ("orphan".into(), usage(1000)),
         ]);
-        let totals = rollup(&set, own);
+        let totals = subtree_totals(&set, own);
         assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [111, 11, 10, 100, 1000]);
-        assert_eq!(totals[0]["m"].requests, 3);
+        assert_eq!(totals[0]["m"].counters.requests, 3);
     }
 
     #[test]
@@ -177,7 +165,7 @@ mod tests {
             ("below".into(), usage(8)),
             ("leaf".into(), usage(16)),
         ]);
-        let totals = rollup(&set, own);
+        let totals = subtree_totals(&set, own);
         assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [1, 2, 4, 24, 16]);
     }
 
@@ -187,7 +175,7 @@ mod tests {
         let set: Vec<(&str, Option<&str>)> =
             ids.iter().enumerate().map(|(i, id)| (id.as_str(), i.checked_sub(1).map(|p| ids[p].as_str()))).collect();
         let own: HashMap<String, UsageMap> = ids.iter().map(|id| (id.clone(), usage(1))).collect();
-        let totals = rollup(&set, own);
+        let totals = subtree_totals(&set, own);
         assert_eq!(tokens(&totals[0]), 10_000);
         assert_eq!(tokens(&totals[9_999]), 1);
     }

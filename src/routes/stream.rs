@@ -6,42 +6,25 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::calls::call_from_row;
 use super::extract::{check_paging, selection, AppJson, Caller};
+use super::shared::SortBy;
 use crate::domain::call::Call;
-use crate::domain::costs::PriceBook;
+use crate::domain::costs::{self, PriceBook};
+use crate::domain::expr::{FieldRef, Query};
 use crate::domain::filter::CallsFilter;
-use crate::domain::query::{FieldRef, Query};
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result};
-use crate::store::calls::{self as calls_store, CallRow, SortKey};
+use crate::state::AppState;
+use crate::store::calls::{self as calls_store, CallRow, Page, SortKey};
 use crate::store::prices as prices_store;
-use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stream_query))
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SortDirection {
-    Asc,
-    Desc,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SortBy {
-    /// A top-level field, `summary.weave.latency_ms|status|trace_name`, or a JSON path under
-    /// `inputs.`, `output.`, `attributes.`, `summary.`.
-    pub field: String,
-    pub direction: SortDirection,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -114,73 +97,47 @@ async fn stream_query(
 ) -> Result<Response> {
     caller.authorize(&req.project_id)?;
     check_paging(req.limit, req.offset)?;
-    let sort: Vec<(SortKey, bool)> = req
+    let sort = req
         .sort_by
         .unwrap_or_default()
         .iter()
-        .map(|s| sort_key(&s.field).map(|key| (key, matches!(s.direction, SortDirection::Desc))))
+        .map(|s| sort_key(&s.field).map(|key| (key, s.direction.is_descending())))
         .collect::<Result<_>>()?;
+    let page = Page { sort, limit: req.limit, offset: req.offset };
     let keep: Option<HashSet<String>> = req.columns.map(|columns| {
         let requested = columns.iter().map(|c| c.split('.').next().unwrap_or_default().to_string());
         requested.chain(IDENTIFYING.iter().map(|c| c.to_string())).collect()
     });
     let selection = selection(req.filter, req.query.as_ref())?;
     let include_costs = req.include_costs == Some(true);
-    let book = if include_costs {
-        Some(PriceBook::new(prices_store::for_project(&state.db, req.project_id.as_str()).await?))
-    } else {
-        None
-    };
-    let query = calls_store::stream_query(
-        req.project_id.as_str().to_string(),
-        &selection,
-        &sort,
-        req.limit,
-        req.offset,
-        include_costs,
-    );
+    let book = if include_costs { Some(prices_store::book(&state.db, req.project_id.as_str()).await?) } else { None };
+    let mut rows =
+        calls_store::stream(state.db.clone(), req.project_id.as_str().to_string(), &selection, &page, include_costs);
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(64);
-    let db = state.db.clone();
-    tokio::spawn(async move {
-        let mut query = query;
-        let mut rows = query.build_query_as::<CallRow>().fetch(&db);
-        loop {
-            let item = match rows.try_next().await {
-                Ok(Some(row)) => Ok(render_line(row, keep.as_ref(), book.as_ref())),
-                Ok(None) => break,
-                Err(error) => Err(ApiError::from(error)),
-            };
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break; // the client went away, or the query failed
-            }
-        }
-    });
-
-    // Wait for the first line, so a query that fails at once gets a proper error status.
-    let first = match rx.recv().await {
-        Some(Err(error)) => return Err(error),
+    // Wait for the first row, so a query that fails at once gets a proper error status.
+    let first = match rows.recv().await {
+        Some(Err(error)) => return Err(error.into()),
         first => first,
     };
-    let lines = futures_util::stream::unfold((first, rx), |(pending, mut rx)| async move {
+    let lines = futures_util::stream::unfold((first, rows, keep, book), |(pending, mut rows, keep, book)| async move {
         let item = match pending {
             Some(item) => item,
-            None => rx.recv().await?,
+            None => rows.recv().await?,
         };
-        if let Err(error) = &item {
+        let line = item.map(|row| render_line(row, keep.as_ref(), book.as_ref())).map_err(|error| {
             tracing::error!(%error, "stream_query failed mid-stream");
-        }
-        Some((item, (None, rx)))
+            ApiError::from(error)
+        });
+        Some((line, (None, rows, keep, book)))
     });
     Ok(([(header::CONTENT_TYPE, "application/jsonl")], Body::from_stream(lines)).into_response())
 }
 
 fn render_line(row: CallRow, keep: Option<&HashSet<String>>, book: Option<&PriceBook>) -> Bytes {
     let (usage, started_at) = (row.usage(), row.started_at);
-    let mut call = call_from_row(row);
+    let mut call = Call::from(row);
     if let Some(book) = book {
-        super::costs::attach_costs(&mut call, super::costs::call_costs(&usage, started_at, book));
+        call.attach_costs(costs::call_costs(&usage, started_at, book));
     }
     let mut value = serde_json::to_value(call).unwrap_or(Value::Null);
     if let (Some(keep), Value::Object(map)) = (keep, &mut value) {

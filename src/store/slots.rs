@@ -1,40 +1,47 @@
 //! The 15-minute rollups of migration 0006: rebuild the dirty slots of a window, then stream
 //! a window's slots. `stats::slots` decides when a request may use them.
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter::{push_name_match, SlotFilter};
+use crate::stats::slots::Range;
+use crate::stats::tally::{CallSlot, SlotSums, UsageSlot};
 
-/// One slot's calls of one op (and root-ness).
-#[derive(Debug, sqlx::FromRow)]
-pub struct CallSlot {
-    pub slot: DateTime<Utc>,
-    pub calls: i64,
-    pub errors: i64,
-    /// `float8send` of each finished call's latency, concatenated.
-    pub latencies: Vec<u8>,
-}
-
-impl CallSlot {
-    pub fn latencies(&self) -> impl Iterator<Item = f64> + '_ {
-        self.latencies.chunks_exact(8).map(|b| f64::from_be_bytes(b.try_into().expect("chunks of 8")))
+impl<'r> FromRow<'r, PgRow> for CallSlot {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        // `latencies` is `float8send` of each finished call's latency, concatenated.
+        let bytes: &[u8] = row.try_get("latencies")?;
+        Ok(CallSlot {
+            slot: row.try_get("slot")?,
+            calls: row.try_get("calls")?,
+            errors: row.try_get("errors")?,
+            latencies: bytes.chunks_exact(8).map(|b| f64::from_be_bytes(b.try_into().expect("chunks of 8"))).collect(),
+        })
     }
 }
 
-/// One slot's usage rows of one model (and op, root-ness), summed; a sum is None when it
-/// passed the bigint range.
-#[derive(Debug, sqlx::FromRow)]
-pub struct UsageSlot {
-    pub slot: DateTime<Utc>,
-    pub model: String,
-    pub usage_rows: i64,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    pub total_tokens: Option<i64>,
-    pub cache_read_input_tokens: Option<i64>,
-    pub cache_creation_input_tokens: Option<i64>,
-    pub uncached_input_tokens: Option<i64>,
+impl<'r> FromRow<'r, PgRow> for UsageSlot {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        // A sum is null when it passed the bigint range.
+        let sum = |column: &str| row.try_get::<Option<i64>, _>(column);
+        let sums = (|| {
+            Some(SlotSums {
+                input_tokens: sum("input_tokens").ok()??,
+                output_tokens: sum("output_tokens").ok()??,
+                total_tokens: sum("total_tokens").ok()??,
+                cache_read_input_tokens: sum("cache_read_input_tokens").ok()??,
+                cache_creation_input_tokens: sum("cache_creation_input_tokens").ok()??,
+                uncached_input_tokens: sum("uncached_input_tokens").ok()??,
+            })
+        })();
+        Ok(UsageSlot {
+            slot: row.try_get("slot")?,
+            model: row.try_get("model")?,
+            usage_rows: row.try_get("usage_rows")?,
+            sums,
+        })
+    }
 }
 
 /// Slots rebuilt per transaction: progress survives a long backlog, and no statement nears
@@ -46,7 +53,8 @@ const SLOTS_PER_REFRESH: usize = 96;
 /// Refreshes of a project take turns (an advisory lock), so the last rollup written is always
 /// from the newest snapshot. Only marks visible when a refresh starts are consumed; the
 /// rebuild reads a later snapshot, so every write a consumed mark stands for is in it.
-pub async fn refresh(db: &PgPool, project: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), sqlx::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn refresh(db: &PgPool, project: &str, (from, to): Range) -> Result<(), sqlx::Error> {
     // The slots dirty now: writes landing meanwhile wait for the next request, so a reader
     // never chases a busy writer.
     let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
@@ -83,7 +91,7 @@ pub async fn refresh_everything(db: &PgPool) -> Result<(), sqlx::Error> {
     let first = DateTime::from_timestamp(-62_135_596_800, 0).expect("year 1");
     let last = DateTime::from_timestamp(253_402_300_800, 0).expect("year 10000");
     for project in projects {
-        refresh(db, &project, first, last).await?;
+        refresh(db, &project, (first, last)).await?;
     }
     Ok(())
 }
@@ -175,14 +183,13 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     tx.commit().await
 }
 
-/// Rollup rows of `[from, to)` matching `filter`, from the whole-slot table when it has no
+/// Rollup rows of `range` matching `filter`, from the whole-slot table when it has no
 /// condition, else from the per-op table (aliased `r` either way).
 fn slot_rows<'a>(
     columns: &str,
     tables: (&str, &str),
     project: &'a str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): Range,
     filter: &SlotFilter,
 ) -> QueryBuilder<'a, Postgres> {
     let whole = filter.op_names.is_none() && !filter.roots_only;
@@ -199,45 +206,19 @@ fn slot_rows<'a>(
     qb
 }
 
-/// Feed every call rollup row of `[from, to)` matching `filter` to `each`.
-pub async fn for_each_call_slot(
-    db: &PgPool,
-    project: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    filter: &SlotFilter,
-    mut each: impl FnMut(CallSlot),
-) -> Result<(), sqlx::Error> {
-    let mut qb =
-        slot_rows("r.slot, r.calls, r.errors, r.latencies", ("call_slots", "call_op_slots"), project, from, to, filter);
-    let mut rows = qb.build_query_as::<CallSlot>().fetch(db);
-    while let Some(row) = rows.try_next().await? {
-        each(row);
-    }
-    Ok(())
+/// The call rollup rows ([`CallSlot`]) of `range` matching `filter`.
+pub(super) fn call_slots<'a>(project: &'a str, range: Range, filter: &SlotFilter) -> QueryBuilder<'a, Postgres> {
+    slot_rows("r.slot, r.calls, r.errors, r.latencies", ("call_slots", "call_op_slots"), project, range, filter)
 }
 
-/// Feed every usage rollup row of `[from, to)` matching `filter` to `each`.
-pub async fn for_each_usage_slot(
-    db: &PgPool,
-    project: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    filter: &SlotFilter,
-    mut each: impl FnMut(UsageSlot),
-) -> Result<(), sqlx::Error> {
-    let mut qb = slot_rows(
+/// The usage rollup rows ([`UsageSlot`]) of `range` matching `filter`.
+pub(super) fn usage_slots<'a>(project: &'a str, range: Range, filter: &SlotFilter) -> QueryBuilder<'a, Postgres> {
+    slot_rows(
         "r.slot, r.model, r.usage_rows, r.input_tokens, r.output_tokens, r.total_tokens, r.cache_read_input_tokens,
          r.cache_creation_input_tokens, r.uncached_input_tokens",
         ("usage_slots", "usage_op_slots"),
         project,
-        from,
-        to,
+        range,
         filter,
-    );
-    let mut rows = qb.build_query_as::<UsageSlot>().fetch(db);
-    while let Some(row) = rows.try_next().await? {
-        each(row);
-    }
-    Ok(())
+    )
 }

@@ -1,11 +1,12 @@
 //! Query expressions → one SQL condition (API.md §7.2). Every value the client sent is bound;
 //! only SQL written here, and column names from our allow-list, are spliced. The reading
-//! rules live in the SQL functions of migration 0003 and mirror `domain::query::evaluate`.
+//! rules live in the SQL functions of migration 0003 and mirror `domain::expr::evaluate`.
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::domain::query::{Comparison, ConvertTo, FieldRef, Operand, Operation, Query};
+use crate::domain::costs::{Price, PriceFieldKind};
+use crate::domain::expr::{Comparison, ConvertTo, FieldRef, Operand, Operation, Query};
 use crate::domain::Timestamp;
 
 /// A compiled condition: SQL pieces and the values bound between them.
@@ -101,7 +102,7 @@ pub enum Target {
 
 /// Compile a query; unknown fields and unreadable datetime literals are errors.
 pub fn compile(query: &Query, target: Target) -> Result<Condition, CompileError> {
-    for name in crate::domain::query::fields(&query.expr) {
+    for name in crate::domain::expr::fields(&query.expr) {
         resolve(name, target)?;
     }
     Compiler { target }.operation(&query.expr)
@@ -116,31 +117,13 @@ fn resolve(name: &str, target: Target) -> Result<Typed, CompileError> {
 }
 
 fn price_field(name: &str) -> Option<Typed> {
-    const TEXT: [&str; 8] = [
-        "id",
-        "pricing_level",
-        "pricing_level_id",
-        "provider_id",
-        "llm_id",
-        "prompt_token_cost_unit",
-        "completion_token_cost_unit",
-        "created_by",
-    ];
-    const NUMBER: [&str; 4] = [
-        "prompt_token_cost",
-        "completion_token_cost",
-        "cache_read_input_token_cost",
-        "cache_creation_input_token_cost",
-    ];
-    const TIME: [&str; 2] = ["effective_date", "created_at"];
-    let column = |c: &'static str| Condition(vec![Piece::Column(c)]);
-    if let Some(c) = TEXT.iter().find(|c| **c == name) {
-        return Some(Typed::Text(column(c)));
-    }
-    if let Some(c) = NUMBER.iter().find(|c| **c == name) {
-        return Some(Typed::Number(column(c).and_sql("::numeric")));
-    }
-    TIME.iter().find(|c| **c == name).map(|c| Typed::Time(column(c)))
+    let (column, kind) = Price::field(name)?;
+    let column = Condition(vec![Piece::Column(column)]);
+    Some(match kind {
+        PriceFieldKind::Text => Typed::Text(column),
+        PriceFieldKind::Number => Typed::Number(column.and_sql("::numeric")),
+        PriceFieldKind::Time => Typed::Time(column),
+    })
 }
 
 struct Compiler {

@@ -1,0 +1,340 @@
+//! Per-bucket tallies for `/calls/stats` (API.md §4.5, §4.6): the store feeds them calls and
+//! usage rows (raw) or 15-minute slots (rollups) as they stream in, and they render the
+//! response's bucket objects. Pure: no SQL, no HTTP.
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::aggregate::{render, MetricSpec, ValueKind, Values};
+use super::buckets::BucketGrid;
+use crate::domain::costs::{Cost, Price, PriceBook, TokenSums};
+use crate::domain::usage::UsageRow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallMetric {
+    LatencyMs,
+    CallCount,
+    ErrorCount,
+}
+
+impl CallMetric {
+    /// The metric's name in keys, and the kind of its values.
+    pub fn describe(self) -> (&'static str, ValueKind) {
+        match self {
+            Self::LatencyMs => ("latency_ms", ValueKind::Float),
+            Self::CallCount => ("call_count", ValueKind::Int),
+            Self::ErrorCount => ("error_count", ValueKind::Int),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageMetric {
+    InputTokens,
+    OutputTokens,
+    TotalTokens,
+    CacheReadInputTokens,
+    CacheCreationInputTokens,
+    InputCost,
+    OutputCost,
+    TotalCost,
+}
+
+impl UsageMetric {
+    pub fn is_cost(self) -> bool {
+        matches!(self, Self::InputCost | Self::OutputCost | Self::TotalCost)
+    }
+
+    /// The metric's name in keys, and the kind of its values.
+    pub fn describe(self) -> (&'static str, ValueKind) {
+        match self {
+            Self::InputTokens => ("input_tokens", ValueKind::Int),
+            Self::OutputTokens => ("output_tokens", ValueKind::Int),
+            Self::TotalTokens => ("total_tokens", ValueKind::Int),
+            Self::CacheReadInputTokens => ("cache_read_input_tokens", ValueKind::Int),
+            Self::CacheCreationInputTokens => ("cache_creation_input_tokens", ValueKind::Int),
+            Self::InputCost => ("input_cost", ValueKind::Float),
+            Self::OutputCost => ("output_cost", ValueKind::Float),
+            Self::TotalCost => ("total_cost", ValueKind::Float),
+        }
+    }
+}
+
+/// One slot's calls (of one op and root-ness, or all of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSlot {
+    pub slot: DateTime<Utc>,
+    pub calls: i64,
+    pub errors: i64,
+    /// The latency of each finished call, in no order.
+    pub latencies: Vec<f64>,
+}
+
+/// One slot's usage rows of one model, summed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageSlot {
+    pub slot: DateTime<Utc>,
+    pub model: String,
+    pub usage_rows: i64,
+    /// None when a sum passed the bigint range: the slot's rows of this model must be read raw.
+    pub sums: Option<SlotSums>,
+}
+
+/// Token sums of a slot's usage rows of one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotSums {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    /// Input tokens minus cached ones, floored at 0 per row (what the prompt rate applies to).
+    pub uncached_input_tokens: i64,
+}
+
+/// The call metrics of every bucket, as rows and slots arrive.
+pub struct CallTally<'a> {
+    grid: &'a BucketGrid,
+    metrics: &'a [(CallMetric, MetricSpec)],
+    counts: Vec<i64>,
+    values: Vec<Vec<Values>>,
+    /// Latencies summed in whole microseconds (what timestamps hold): exact in any order, and
+    /// far cheaper than an exact float sum.
+    latency_micros: Vec<i128>,
+}
+
+impl<'a> CallTally<'a> {
+    pub fn new(grid: &'a BucketGrid, metrics: &'a [(CallMetric, MetricSpec)]) -> Self {
+        Self {
+            grid,
+            metrics,
+            counts: vec![0; grid.len()],
+            values: vec![vec![Values::default(); metrics.len()]; grid.len()],
+            latency_micros: vec![0; grid.len()],
+        }
+    }
+
+    /// One counted call.
+    pub fn add_call(&mut self, started_at: DateTime<Utc>, latency_ms: Option<f64>, is_error: bool) {
+        let Some(bucket) = self.grid.bucket_of(started_at) else { return };
+        self.counts[bucket] += 1;
+        for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
+            match metric {
+                CallMetric::LatencyMs => {
+                    if let Some(latency) = latency_ms {
+                        values.push_float(latency);
+                        self.latency_micros[bucket] += micros(latency);
+                    }
+                }
+                CallMetric::CallCount => values.push_int(1),
+                CallMetric::ErrorCount => values.push_int(i64::from(is_error)),
+            }
+        }
+    }
+
+    pub fn add_slot(&mut self, slot: &CallSlot) {
+        let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
+        self.counts[bucket] += slot.calls;
+        let (calls, errors) = (slot.calls.max(0) as u64, slot.errors.max(0) as u64);
+        for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
+            match metric {
+                CallMetric::LatencyMs => slot.latencies.iter().for_each(|&latency| {
+                    values.push_float(latency);
+                    self.latency_micros[bucket] += micros(latency);
+                }),
+                CallMetric::CallCount => values.push_int_times(1, calls),
+                CallMetric::ErrorCount => {
+                    values.push_int_times(1, errors);
+                    values.push_int_times(0, calls - errors);
+                }
+            }
+        }
+    }
+
+    pub fn render(mut self) -> Vec<Map<String, Value>> {
+        let mut buckets = Vec::with_capacity(self.grid.len());
+        for (bucket, bucket_values) in self.values.iter_mut().enumerate() {
+            let mut out = Map::new();
+            out.insert("timestamp".into(), Value::from(self.grid.timestamp(bucket)));
+            for ((metric, spec), values) in self.metrics.iter().zip(bucket_values.iter_mut()) {
+                if *metric == CallMetric::LatencyMs {
+                    values.set_sum(self.latency_micros[bucket] as f64 / 1000.0);
+                }
+                render(spec, values, &mut out);
+            }
+            out.insert("count".into(), Value::from(self.counts[bucket]));
+            buckets.push(out);
+        }
+        buckets
+    }
+}
+
+/// A latency in whole microseconds: latencies are differences of microsecond timestamps, so
+/// `ms × 1000` is within rounding of an integer.
+fn micros(latency_ms: f64) -> i128 {
+    (latency_ms * 1000.0).round() as i128
+}
+
+/// One model's usage rows in one bucket.
+struct UsageBucket<'b> {
+    rows: i64,
+    /// Rows without a price (their costs count as 0 and are reported, never hidden).
+    unpriced: i64,
+    values: Vec<Values>,
+    /// Tokens by the price they are billed at (None: unpriced), keyed by price id.
+    billed: BTreeMap<Option<&'b str>, (Option<&'b Price>, TokenSums)>,
+}
+
+/// The usage metrics of every (bucket, model), as rows and slots arrive.
+///
+/// Slots may stand in for rows only where one price applies to the whole slot: the caller
+/// reads the slots around a price change raw (see `slots::Plan::without`).
+pub struct UsageTally<'b> {
+    grid: &'b BucketGrid,
+    metrics: &'b [(UsageMetric, MetricSpec)],
+    /// The price book when costs are asked.
+    book: Option<&'b PriceBook>,
+    /// model → bucket → usage; a BTreeMap orders models by bytes.
+    by_model: BTreeMap<String, Vec<UsageBucket<'b>>>,
+    /// Slots whose sums of a model passed the bigint range: their rows of those models are
+    /// still to be read raw.
+    overflowed: BTreeMap<DateTime<Utc>, BTreeSet<String>>,
+}
+
+impl<'b> UsageTally<'b> {
+    pub fn new(grid: &'b BucketGrid, metrics: &'b [(UsageMetric, MetricSpec)], book: Option<&'b PriceBook>) -> Self {
+        Self { grid, metrics, book, by_model: BTreeMap::new(), overflowed: BTreeMap::new() }
+    }
+
+    fn bucket(&mut self, model: &str, bucket: usize) -> &mut UsageBucket<'b> {
+        if !self.by_model.contains_key(model) {
+            let empty = || UsageBucket {
+                rows: 0,
+                unpriced: 0,
+                values: vec![Values::default(); self.metrics.len()],
+                billed: BTreeMap::new(),
+            };
+            self.by_model.insert(model.to_string(), (0..self.grid.len()).map(|_| empty()).collect());
+        }
+        &mut self.by_model.get_mut(model).expect("inserted above")[bucket]
+    }
+
+    /// Count `rows` usage rows of `model` billed at `price` in `entry`.
+    fn bill(entry: &mut UsageBucket<'b>, price: Option<&'b Price>, rows: i64, tokens: &TokenSums) {
+        if price.is_none() {
+            entry.unpriced += rows;
+        }
+        entry.billed.entry(price.map(|p| p.id.as_str())).or_insert((price, TokenSums::default())).1.add(tokens);
+    }
+
+    /// One usage row of a counted call that started at `started_at`.
+    pub fn add_row(&mut self, started_at: DateTime<Utc>, row: &UsageRow) {
+        let Some(bucket) = self.grid.bucket_of(started_at) else { return };
+        let (book, metrics) = (self.book, self.metrics);
+        let c = &row.counters;
+        let entry = self.bucket(&row.model, bucket);
+        entry.rows += 1;
+        let cost = book.map(|book| {
+            let price = book.price_for(&row.model, started_at);
+            let sums = TokenSums::of_row(c);
+            Self::bill(entry, price, 1, &sums);
+            sums.cost(price)
+        });
+        for (values, (metric, _)) in entry.values.iter_mut().zip(metrics) {
+            match (metric, cost) {
+                (UsageMetric::InputTokens, _) => values.push_int(c.input_tokens),
+                (UsageMetric::OutputTokens, _) => values.push_int(c.output_tokens),
+                (UsageMetric::TotalTokens, _) => values.push_int(c.total_tokens),
+                (UsageMetric::CacheReadInputTokens, _) => values.push_int(c.cache_read_input_tokens),
+                (UsageMetric::CacheCreationInputTokens, _) => values.push_int(c.cache_creation_input_tokens),
+                (UsageMetric::InputCost, Some(cost)) => values.push_float(cost.input),
+                (UsageMetric::OutputCost, Some(cost)) => values.push_float(cost.output),
+                (UsageMetric::TotalCost, Some(cost)) => values.push_float(cost.total()),
+                (_, None) => {}
+            }
+        }
+    }
+
+    /// A slot's rows of one model, summed. Rollups hold sums only, so a tally fed slots serves
+    /// sums, averages and counts (the plan reads raw rows for anything else).
+    pub fn add_slot(&mut self, slot: &UsageSlot) {
+        let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
+        let Some(sums) = slot.sums else {
+            self.overflowed.entry(slot.slot).or_default().insert(slot.model.clone());
+            return;
+        };
+        let (book, metrics) = (self.book, self.metrics);
+        let entry = self.bucket(&slot.model, bucket);
+        entry.rows += slot.usage_rows;
+        if let Some(book) = book {
+            let tokens = TokenSums {
+                uncached_input: sums.uncached_input_tokens.into(),
+                output: sums.output_tokens.into(),
+                cache_read: sums.cache_read_input_tokens.into(),
+                cache_creation: sums.cache_creation_input_tokens.into(),
+            };
+            Self::bill(entry, book.price_for(&slot.model, slot.slot), slot.usage_rows, &tokens);
+        }
+        let rows = slot.usage_rows.max(0) as u64;
+        for (values, (metric, _)) in entry.values.iter_mut().zip(metrics) {
+            let sum = match metric {
+                UsageMetric::InputTokens => sums.input_tokens,
+                UsageMetric::OutputTokens => sums.output_tokens,
+                UsageMetric::TotalTokens => sums.total_tokens,
+                UsageMetric::CacheReadInputTokens => sums.cache_read_input_tokens,
+                UsageMetric::CacheCreationInputTokens => sums.cache_creation_input_tokens,
+                UsageMetric::InputCost | UsageMetric::OutputCost | UsageMetric::TotalCost => {
+                    values.add_unlisted_floats(rows);
+                    continue;
+                }
+            };
+            values.add_unlisted_ints(rows, sum.into());
+        }
+    }
+
+    /// The slots (and their models) whose sums overflowed, to be read raw; each is handed out
+    /// once.
+    pub fn take_overflowed(&mut self) -> BTreeMap<DateTime<Utc>, BTreeSet<String>> {
+        std::mem::take(&mut self.overflowed)
+    }
+
+    pub fn render(mut self) -> Vec<Map<String, Value>> {
+        let mut buckets = Vec::new();
+        for bucket in 0..self.grid.len() {
+            for (model, model_buckets) in self.by_model.iter_mut() {
+                let entry = &mut model_buckets[bucket];
+                // Summed costs: each price's summed tokens × its rates, added in price-id order.
+                let mut cost = Cost::default();
+                let mut total_cost = 0.0;
+                for (price, tokens) in entry.billed.values() {
+                    let billed = tokens.cost(*price);
+                    cost.add(&billed);
+                    total_cost += billed.total();
+                }
+                let mut out = Map::new();
+                out.insert("timestamp".into(), Value::from(self.grid.timestamp(bucket)));
+                out.insert("model".into(), Value::from(model.as_str()));
+                for ((metric, spec), values) in self.metrics.iter().zip(entry.values.iter_mut()) {
+                    match metric {
+                        UsageMetric::InputCost => values.set_sum(cost.input),
+                        UsageMetric::OutputCost => values.set_sum(cost.output),
+                        UsageMetric::TotalCost => values.set_sum(total_cost),
+                        _ => {}
+                    }
+                    render(spec, values, &mut out);
+                }
+                out.insert("count".into(), Value::from(entry.rows));
+                if self.book.is_some() {
+                    out.insert("unpriced_count".into(), Value::from(entry.unpriced));
+                }
+                buckets.push(out);
+            }
+        }
+        buckets
+    }
+}
