@@ -79,18 +79,16 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
+        fn not_a_datetime<E: serde::de::Error>() -> E {
+            de_error("datetime_parsing", "Input should be a valid datetime (ISO 8601, e.g. 2025-01-15T11:00:00Z)")
+        }
+        impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = Timestamp;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an ISO 8601 datetime")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
-                Timestamp::parse(v).ok_or_else(|| {
-                    de_error(
-                        "datetime_parsing",
-                        "Input should be a valid datetime (ISO 8601, e.g. 2025-01-15T11:00:00Z)",
-                    )
-                })
+                Timestamp::parse(v).ok_or_else(not_a_datetime)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
                 DateTime::from_timestamp(v, 0).and_then(|t| Timestamp(t).in_range()).ok_or_else(|| {
@@ -103,6 +101,18 @@ impl<'de> Deserialize<'de> for Timestamp {
                         de_error("datetime_parsing", "Input should be a valid datetime, the number is out of range")
                     })
                     .and_then(|v| self.visit_i64(v))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Timestamp, E> {
+                Err(not_a_datetime())
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Timestamp, E> {
+                Err(not_a_datetime())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Timestamp, A::Error> {
+                Err(not_a_datetime())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Timestamp, A::Error> {
+                Err(not_a_datetime())
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timestamp, E> {
                 let micros = (v * 1_000_000.0).trunc();

@@ -31,6 +31,8 @@ pub mod calls;
 pub mod costs;
 /// Request extractors: JSON bodies and credentials.
 pub mod extract;
+/// JSON bodies into typed requests, with pydantic-style 422s.
+pub mod json;
 /// Health and server info.
 pub mod service;
 /// Shapes several endpoints share.
