@@ -96,6 +96,9 @@ pub struct ServeConfig {
     /// Seconds after which a request is abandoned with 503.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true)]
     pub request_timeout_secs: u64,
+    /// The server's public URL, as users reach it (default: `http://` and `BIND`).
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
     /// Serve `GET /metrics` on this address instead of the API's port (e.g. `127.0.0.1:9090`).
     #[arg(long, env = "METRICS_BIND", global = true)]
     pub metrics_bind: Option<String>,
@@ -126,6 +129,12 @@ impl ServeConfig {
             max_stats_range: chrono::Duration::days(self.stats_max_range_days),
             cors_origins: self.cors_origins.iter().filter(|o| !o.is_empty()).cloned().collect(),
             request_timeout: Duration::from_secs(self.request_timeout_secs),
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.bind))
+                .trim_end_matches('/')
+                .to_string(),
             public_metrics: self.metrics_bind.is_none(),
         }
     }

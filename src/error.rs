@@ -31,6 +31,12 @@ pub enum ApiError {
     /// 404: unknown route or object.
     #[error("{0}")]
     NotFound(String),
+    /// 404: the object version was deleted (the SDK stops retrying when it sees `deleted_at`).
+    #[error("{reason}")]
+    Deleted { reason: String, deleted_at: String },
+    /// 409: a client-computed digest differs from ours; answered with `x-should-retry: false`.
+    #[error("{0}")]
+    Conflict(String),
     /// 405: known route, other method.
     #[error("Method not allowed")]
     MethodNotAllowed,
@@ -100,7 +106,8 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::Deleted { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -114,6 +121,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = match &self {
             Self::Validation(detail) => json!({ "detail": detail }),
+            Self::Deleted { reason, deleted_at } => json!({ "reason": reason, "deleted_at": deleted_at }),
             Self::Unavailable(cause) => {
                 tracing::warn!(cause = %chain(cause.as_ref()), "database unavailable");
                 json!({ "reason": self.to_string() })
@@ -127,6 +135,10 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"weave\""));
+        }
+        if status == StatusCode::CONFLICT {
+            // The SDK's HTTP client retries 409s unless told not to; a digest mismatch will not change.
+            response.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
         }
         response
     }
@@ -142,10 +154,25 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if is_transient(&error) {
-            Self::Unavailable(Box::new(error))
-        } else {
-            Self::Internal(Box::new(error))
+            return Self::Unavailable(Box::new(error));
         }
+        // Values the database refuses are the request's fault, not ours: a 4xx, never a 500
+        // (requests are validated first; this is the net under that).
+        let code = match &error {
+            sqlx::Error::Database(db) => db.code().map(|c| c.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        };
+        if code == "23505" {
+            tracing::info!(cause = %chain(&error), "a write conflicted with a stored row");
+            return Self::Conflict("A row with this key exists already".into());
+        }
+        if code.starts_with("22") || code.starts_with("23") || code.starts_with("54") {
+            tracing::info!(cause = %chain(&error), "the database refused a value");
+            return Self::BadRequest(
+                "A value of the request was refused by the database (too long or out of range)".into(),
+            );
+        }
+        Self::Internal(Box::new(error))
     }
 }
 

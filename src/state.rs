@@ -26,6 +26,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Time after which a request is answered 503.
     pub request_timeout: Duration,
+    /// The server's public URL (GraphQL `serverInfo.frontendHost`; the dashboard's links).
+    pub public_url: String,
     /// Serve `GET /metrics` on the API's port (off when metrics have a listener of their own).
     pub public_metrics: bool,
 }
@@ -37,6 +39,7 @@ impl Default for Settings {
             max_stats_range: chrono::Duration::days(31),
             cors_origins: Vec::new(),
             request_timeout: Duration::from_secs(60),
+            public_url: "http://127.0.0.1:6345".into(),
             public_metrics: true,
         }
     }

@@ -172,7 +172,7 @@ fn check_len<E: serde::de::Error>(text: &str, max: usize) -> Result<(), E> {
     Ok(())
 }
 
-fn required_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn required_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let text = String::deserialize(d)?;
     check_len(&text, MAX_ID_BYTES)?;
     Ok(text)

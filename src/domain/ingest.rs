@@ -84,6 +84,12 @@ impl Writes {
     pub fn calls(&self) -> usize {
         self.complete.len() + self.starts.len() + self.ends.len()
     }
+
+    /// The projects written to (with repeats).
+    pub fn projects(&self) -> Vec<&str> {
+        let starts = self.complete.iter().map(|(s, _)| s).chain(&self.starts).map(|s| s.project_id.as_str());
+        starts.chain(self.ends.iter().map(|e| e.project_id.as_str())).collect()
+    }
 }
 
 /// `(project, call id)`.
@@ -168,7 +174,7 @@ fn start_row(
         thread_id: start.thread_id,
         turn_id: start.turn_id,
         op_name: start.op_name,
-        display_name: start.display_name,
+        display_name: start.display_name.filter(|name| !name.is_empty()),
         started_at: start.started_at.0,
         attributes: Value::Object(start.attributes),
         inputs,

@@ -7,16 +7,26 @@
 pub mod call;
 /// Prices and costs (API.md §6).
 pub mod costs;
+/// Content addressing: canonical JSON and digests as Weave computes them.
+pub mod digest;
 /// Query expressions (API.md §7.2).
 pub mod expr;
+/// Feedback payloads: reactions and notes.
+pub mod feedback;
 /// `CallsFilter` (API.md §7.1).
 pub mod filter;
+/// The GraphQL the SDK sends W&B before it traces.
+pub mod graphql;
 /// Ingestion planning: call halves into rows to write.
 pub mod ingest;
 /// API keys as values: principals, hashes, lookup prefixes.
 pub mod keys;
+/// Object names and versions.
+pub mod objects;
 /// `entity/project` ids.
 pub mod project;
+/// Weave refs: parse and print.
+pub mod refs;
 /// Usage rolled up through parent links (API.md §5.1).
 pub mod subtree;
 /// Datetimes as the API reads and writes them (API.md §1).
@@ -51,4 +61,13 @@ where
         }
     }
     Ok(list)
+}
+
+/// Deserialise a required list of at most [`MAX_LIST_LEN`] items (null reads as empty).
+pub(crate) fn required_bounded_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    bounded_list(deserializer).map(Option::unwrap_or_default)
 }

@@ -20,6 +20,7 @@ use crate::error::{ApiError, Result};
 use crate::state::AppState;
 use crate::store::calls as calls_store;
 use crate::store::prices as prices_store;
+use crate::store::projects;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -134,7 +135,11 @@ pub(crate) async fn ingest(state: &AppState, caller: &Caller, items: Vec<BatchIt
         }
     }
     let (written, writes) = ingest::plan(halves, &caller.0.user_id, &known_traces);
+    let mut projects: Vec<&str> = writes.projects();
+    projects.sort_unstable();
+    projects.dedup();
     let mut tx = state.db.begin().await?;
+    projects::register(&mut *tx, &projects).await?;
     calls_store::write(&mut tx, &writes).await?;
     tx.commit().await?;
     crate::telemetry::calls_ingested(writes.calls());
@@ -196,29 +201,31 @@ async fn read_call(
 #[serde(deny_unknown_fields)]
 pub struct CallUpdateReq {
     pub project_id: ProjectId,
+    #[serde(deserialize_with = "crate::domain::call::required_id")]
     pub call_id: String,
+    /// The new name; `""` clears it (null is refused, as Weave does).
     pub display_name: Option<String>,
     /// Accepted and ignored: the key's user acts.
     #[serde(default)]
     pub wb_user_id: Option<String>,
 }
 
-/// Rename a call (`display_name`). 404 when the call is not visible.
+/// Rename a call (`display_name`; `""` clears it). The call may arrive later: the rename is
+/// kept and applies when it does, as Weave's storage allows any order.
 #[utoipa::path(post, path = "/call/update", request_body = CallUpdateReq, tag = "calls",
-    responses((status = 200, body = Empty), (status = 404, description = "No such call", body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Empty)))]
 async fn update_call(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(req): AppJson<CallUpdateReq>,
 ) -> Result<Json<Empty>> {
     caller.authorize(&req.project_id)?;
-    if calls_store::update_display_name(&state.db, req.project_id.as_str(), &req.call_id, req.display_name.as_deref())
-        .await?
-    {
-        Ok(Json(Empty {}))
-    } else {
-        Err(ApiError::NotFound(format!("Call {} not found", req.call_id)))
-    }
+    let Some(display_name) = req.display_name else {
+        return Err(ApiError::BadRequest("One of [display_name] is required for call update".into()));
+    };
+    let display_name = Some(display_name.as_str()).filter(|name| !name.is_empty());
+    calls_store::rename(&state.db, req.project_id.as_str(), &req.call_id, display_name).await?;
+    Ok(Json(Empty {}))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -226,17 +233,11 @@ async fn update_call(
 pub struct CallsDeleteReq {
     pub project_id: ProjectId,
     /// At most 1000 ids.
-    #[serde(deserialize_with = "required_bounded_list")]
+    #[serde(deserialize_with = "crate::domain::required_bounded_list")]
     pub call_ids: Vec<String>,
     /// Accepted and ignored.
     #[serde(default)]
     pub wb_user_id: Option<String>,
-}
-
-pub(crate) fn required_bounded_list<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Vec<String>, D::Error> {
-    crate::domain::bounded_list(d).map(Option::unwrap_or_default)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

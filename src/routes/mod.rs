@@ -31,8 +31,18 @@ pub mod calls;
 pub mod costs;
 /// Request extractors: JSON bodies and credentials.
 pub mod extract;
+/// Feedback on calls.
+pub mod feedback;
+/// Files.
+pub mod files;
+/// The W&B GraphQL bootstrap of `weave.init`.
+pub mod graphql;
 /// JSON bodies into typed requests, with pydantic-style 422s.
 pub mod json;
+/// Versioned objects and ops.
+pub mod objects;
+/// Reading refs.
+pub mod refs;
 /// Health and server info.
 pub mod service;
 /// Shapes several endpoints share.
@@ -41,6 +51,8 @@ pub mod shared;
 pub mod stats;
 /// `/calls/stream_query`.
 pub mod stream;
+/// Tables of rows.
+pub mod tables;
 /// `/trace/usage` and `/calls/usage`.
 pub mod usage;
 /// The SDK's v2 write paths (`calls/complete`, eager start/end).
@@ -52,7 +64,7 @@ pub mod v2;
     modifiers(&SecurityAddon),
     components(schemas(crate::error::ErrorBody, crate::error::ValidationErrorBody)),
     security(("basic" = []), ("bearer" = [])),
-    tags((name = "calls", description = "Ingest and read calls"), (name = "stats", description = "Time-bucketed call and usage metrics"), (name = "usage", description = "Usage with descendant rollup"), (name = "costs", description = "Prices per model"), (name = "service", description = "Health and versions"))
+    tags((name = "calls", description = "Ingest and read calls"), (name = "stats", description = "Time-bucketed call and usage metrics"), (name = "usage", description = "Usage with descendant rollup"), (name = "costs", description = "Prices per model"), (name = "objects", description = "Versioned objects and ops, and refs"), (name = "tables", description = "Tables of rows (datasets, evaluation results)"), (name = "files", description = "Files (op source code)"), (name = "feedback", description = "Reactions, notes and scores on calls"), (name = "service", description = "Health, versions, and the W&B GraphQL bootstrap"))
 )]
 struct ApiDoc;
 
@@ -108,6 +120,12 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(stats::router())
         .merge(usage::router())
         .merge(costs::router())
+        .merge(objects::router())
+        .merge(tables::router())
+        .merge(files::router())
+        .merge(refs::router())
+        .merge(feedback::router())
+        .merge(graphql::router())
         .merge(service::router())
 }
 

@@ -51,7 +51,7 @@ pub struct TraceUsageReq {
 pub struct CallsUsageReq {
     pub project_id: ProjectId,
     /// Any calls of the traces to sum (≤ 1000).
-    #[serde(deserialize_with = "super::calls::required_bounded_list")]
+    #[serde(deserialize_with = "crate::domain::required_bounded_list")]
     pub call_ids: Vec<String>,
     #[serde(default)]
     pub include_costs: bool,

@@ -43,7 +43,8 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(),
                      started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
            on conflict (project_id, id) do update set
                trace_id = excluded.trace_id, parent_id = excluded.parent_id, thread_id = excluded.thread_id,
-               turn_id = excluded.turn_id, op_name = excluded.op_name, display_name = excluded.display_name,
+               turn_id = excluded.turn_id, op_name = excluded.op_name,
+               display_name = case when calls.renamed_at is null then excluded.display_name else calls.display_name end,
                started_at = excluded.started_at, attributes = excluded.attributes, inputs = excluded.inputs,
                otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id,
                wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs"#,
@@ -164,7 +165,8 @@ async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -
                      ended_at, exception, output, summary, wb_run_step_end, output_refs)
            on conflict (project_id, id) do update set
                trace_id = excluded.trace_id, parent_id = excluded.parent_id, thread_id = excluded.thread_id,
-               turn_id = excluded.turn_id, op_name = excluded.op_name, display_name = excluded.display_name,
+               turn_id = excluded.turn_id, op_name = excluded.op_name,
+               display_name = case when calls.renamed_at is null then excluded.display_name else calls.display_name end,
                started_at = excluded.started_at, attributes = excluded.attributes, inputs = excluded.inputs,
                otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id,
                wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs,
@@ -332,21 +334,25 @@ pub async fn read(
         .await
 }
 
-/// Set a visible call's display name; false when there is no such call.
+/// Rename a call (`None` clears the name). The call need not have arrived: the rename is kept
+/// on its row and outlasts a start written later (the SDK sends renames from another thread).
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn update_display_name(
+pub async fn rename(
     db: impl PgExecutor<'_>,
     project: &str,
     id: &str,
     display_name: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(&format!("update calls c set display_name = $3 where {VISIBLE} and c.id = $2"))
-        .bind(project)
-        .bind(id)
-        .bind(display_name)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() > 0)
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into calls (project_id, id, display_name, renamed_at) values ($1, $2, $3, clock_timestamp())
+         on conflict (project_id, id) do update set display_name = excluded.display_name, renamed_at = excluded.renamed_at",
+    )
+    .bind(project)
+    .bind(id)
+    .bind(display_name)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Soft-delete calls and every descendant (parent cycles included, each once). Returns how many

@@ -98,6 +98,8 @@ pub enum Target {
     Calls,
     /// `llm_token_prices`: the price row's fields (`/cost/query`, `/cost/purge`).
     Prices,
+    /// `feedback`: its columns and JSON paths under `payload.` (`/feedback/query`, `/feedback/purge`).
+    Feedback,
 }
 
 /// Compile a query; unknown fields and unreadable datetime literals are errors.
@@ -113,7 +115,48 @@ fn resolve(name: &str, target: Target) -> Result<Typed, CompileError> {
     match target {
         Target::Calls => FieldRef::resolve(name).map(field).ok_or_else(not_allowed),
         Target::Prices => price_field(name).ok_or_else(not_allowed),
+        Target::Feedback => feedback_field(name).ok_or_else(not_allowed),
     }
+}
+
+/// The text columns of feedback a query may name.
+pub const FEEDBACK_TEXT_COLUMNS: [&str; 11] = [
+    "id",
+    "project_id",
+    "weave_ref",
+    "feedback_type",
+    "creator",
+    "wb_user_id",
+    "annotation_ref",
+    "runnable_ref",
+    "call_ref",
+    "trigger_ref",
+    "queue_id",
+];
+
+fn feedback_field(name: &str) -> Option<Typed> {
+    let column = |c: &'static str| Condition(vec![Piece::Column(c)]);
+    if let Some(c) = FEEDBACK_TEXT_COLUMNS.iter().find(|c| **c == name) {
+        return Some(Typed::Text(column(c)));
+    }
+    if name == "created_at" {
+        return Some(Typed::Time(column("created_at")));
+    }
+    let path = if name == "payload" {
+        Some(Vec::new())
+    } else {
+        name.strip_prefix("payload.").map(|p| p.split('.').map(str::to_string).collect::<Vec<_>>())
+    }?;
+    if path.iter().any(String::is_empty) {
+        return None;
+    }
+    Some(Typed::Json(
+        Condition::sql("(")
+            .then(column("payload"))
+            .and_sql(" #> ")
+            .then(Condition(vec![Piece::Path(path)]))
+            .and_sql(")"),
+    ))
 }
 
 fn price_field(name: &str) -> Option<Typed> {

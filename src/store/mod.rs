@@ -15,16 +15,26 @@ use filter::Selection;
 pub mod calls;
 /// Query expressions → SQL.
 pub mod expr;
+/// Feedback on calls.
+pub mod feedback;
+/// Files, by digest.
+pub mod files;
 /// `CallsFilter` → SQL conditions.
 pub mod filter;
 /// API keys.
 pub mod keys;
+/// Versioned objects and ops.
+pub mod objects;
 /// The price table.
 pub mod prices;
+/// The project list.
+pub mod projects;
 /// 15-minute rollups: refresh and read.
 pub mod slots;
 /// The rows `/calls/stats` aggregates.
 pub mod stats;
+/// Tables of rows.
+pub mod tables;
 /// Calls and usage rows for the usage rollups.
 pub mod usage;
 

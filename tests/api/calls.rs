@@ -219,9 +219,35 @@ async fn update_renames_a_call_and_its_trace_name(pool: PgPool) {
     let call = app.read("c1").await;
     assert_eq!(call["display_name"], "Nice name");
     assert_eq!(call["summary"]["weave"]["trace_name"], "Nice name");
-    let missing =
-        app.post("/call/update", json!({"project_id": PROJECT, "call_id": "nope", "display_name": "x"})).await;
-    assert_eq!(missing.status, 404);
+    // "" clears the name (the SDK's remove_display_name), as Weave does; null is refused.
+    app.ok("/call/update", json!({"project_id": PROJECT, "call_id": "c1", "display_name": ""})).await;
+    let call = app.read("c1").await;
+    assert_eq!(call["display_name"], Value::Null);
+    assert_eq!(call["summary"]["weave"]["trace_name"], "llm");
+    let null = app.post("/call/update", json!({"project_id": PROJECT, "call_id": "c1", "display_name": null})).await;
+    assert_eq!(null.status, 400, "{}", null.text);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_rename_that_arrives_before_its_call_is_kept_and_applied_when_the_call_arrives(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    // The SDK sends renames from another thread: they can beat the batch carrying the call.
+    app.ok("/call/update", json!({"project_id": PROJECT, "call_id": "early", "display_name": "Named early"})).await;
+    assert_eq!(app.ok("/calls/query_stats", json!({"project_id": PROJECT})).await["count"], 0, "still invisible");
+    let at = "2025-01-15T11:00:00Z";
+    ingest(
+        &app,
+        vec![(start("early", at, json!({"display_name": "from the start"})), Some(end("early", at, json!({}))))],
+    )
+    .await;
+    let call = app.read("early").await;
+    assert_eq!(call["display_name"], "Named early");
+    assert_eq!(call["summary"]["weave"]["trace_name"], "Named early");
+    // A later start (a retry) keeps the rename too; a later rename wins.
+    app.ok("/call/start", json!({"start": start("early", at, json!({"display_name": "retried"}))})).await;
+    assert_eq!(app.read("early").await["display_name"], "Named early");
+    app.ok("/call/update", json!({"project_id": PROJECT, "call_id": "early", "display_name": "Renamed"})).await;
+    assert_eq!(app.read("early").await["display_name"], "Renamed");
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -337,4 +363,23 @@ async fn a_call_sent_whole_in_one_batch_reads_the_same_as_one_sent_in_halves(poo
             expected
         );
     }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn extreme_floats_in_stored_json_read_back_exactly(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    // Postgres prints these positionally (300+ digits); they must still read back as sent.
+    let floats = json!([2.2250738585072014e-308, -1.1125369292536007e-308, 5e-324, 1.7976931348623157e308, 0.1]);
+    let at = "2025-01-15T11:00:00Z";
+    ingest(
+        &app,
+        vec![(start("f", at, json!({"inputs": {"x": floats}})), Some(end("f", at, json!({"output": floats}))))],
+    )
+    .await;
+    let call = app.read("f").await;
+    assert_eq!((call["inputs"]["x"].clone(), call["output"].clone()), (floats.clone(), floats.clone()));
+    let feedback = json!({"project_id": PROJECT, "weave_ref": "weave:///acme/app/call/f", "feedback_type": "x", "payload": {"v": floats}});
+    app.ok("/feedback/create", feedback).await;
+    let read = app.ok("/feedback/query", json!({"project_id": PROJECT})).await;
+    assert_eq!(read["result"][0]["payload"]["v"], floats);
 }

@@ -46,13 +46,72 @@ fn endpoints(project: &str) -> Vec<(String, Value)> {
         (format!("/v2/{entity}/{name}/call/start"), json!({ "start": started() })),
         (format!("/v2/{entity}/{name}/call/end"), json!({ "end": ended() })),
         (format!("/v2/{entity}/{name}/calls/complete"), json!({ "batch": [complete] })),
+        (
+            "/obj/create".into(),
+            json!({"obj": {"project_id": project, "object_id": "cfg", "val": {"a": 1, "b": [1, 2]}}}),
+        ),
+        ("/obj/read".into(), json!({"project_id": project, "object_id": "cfg", "digest": "latest"})),
+        ("/objs/query".into(), json!({"project_id": project, "filter": {"object_ids": ["cfg"]}})),
+        (
+            "/refs/read_batch".into(),
+            json!({"refs": [format!("weave:///{project}/object/cfg:{CFG_DIGEST}/key/b/index/1")]}),
+        ),
+        ("/obj/delete".into(), json!({"project_id": project, "object_id": "cfg", "digests": [CFG_DIGEST]})),
+        ("/table/create".into(), json!({"table": {"project_id": project, "rows": [{"x": 1}, {"x": 2}]}})),
+        ("/table/query".into(), json!({"project_id": project, "digest": TABLE_DIGEST, "limit": 10})),
+        ("/table/query_stats".into(), json!({"project_id": project, "digest": TABLE_DIGEST})),
+        ("/table/query_stats_batch".into(), json!({"project_id": project, "digests": [TABLE_DIGEST]})),
+        (
+            "/table/update".into(),
+            json!({"project_id": project, "base_digest": TABLE_DIGEST, "updates": [{"append": {"row": {"x": 3}}}]}),
+        ),
+        (
+            "/table/create_from_digests".into(),
+            json!({"project_id": project, "row_digests": [ROW_DIGESTS[1], ROW_DIGESTS[0]]}),
+        ),
+        (
+            "/feedback/create".into(),
+            json!({"project_id": project, "weave_ref": format!("weave:///{project}/call/h1"),
+                   "feedback_type": "wandb.note.1", "payload": {"note": "hi"}}),
+        ),
+        (
+            "/feedback/batch/create".into(),
+            json!({"batch": [{"project_id": project, "weave_ref": format!("weave:///{project}/call/h1"),
+                              "feedback_type": "x", "payload": {"n": 1}}]}),
+        ),
+        ("/feedback/query".into(), json!({"project_id": project, "limit": 5})),
+        (
+            "/feedback/replace".into(),
+            json!({"project_id": project, "feedback_id": "f0", "weave_ref": format!("weave:///{project}/call/h1"),
+                   "feedback_type": "x", "payload": {"n": 2}}),
+        ),
+        (
+            "/feedback/purge".into(),
+            json!({"project_id": project, "query": {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": "f0"}]}}}),
+        ),
     ]
 }
+
+/// Weave's digests of the values the endpoints above write.
+const CFG_DIGEST: &str = "5vIL3DdX5eeXTjFt7YQZbxnPWVTYx2sYliKGgPze9mw";
+const TABLE_DIGEST: &str = "ed8bd1f8cb829eeb6b3fef95a7cd8401f7e5af825c4c9aa144a1ceb9f32c3654";
+const ROW_DIGESTS: [&str; 2] =
+    ["YTYlqmU0Pbsbmr5qusZ3P1yRvWDT8vX34urmnh24sic", "JPVyYA4VDTIwE4OFqgAGyhuZO0a7Qn90bMaQyY2TJBM"];
 
 /// Rows in every table a request could write.
 async fn snapshot(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
-    for table in ["calls", "call_usage", "llm_token_prices", "api_keys"] {
+    for table in [
+        "calls",
+        "call_usage",
+        "llm_token_prices",
+        "api_keys",
+        "objects",
+        "tables",
+        "table_rows",
+        "feedback",
+        "projects",
+    ] {
         counts.push(app.count_rows(table).await);
     }
     counts
@@ -158,7 +217,7 @@ async fn wrong_types_and_ten_megabyte_strings_in_every_field_are_4xx_never_5xx(p
     // Ten-megabyte ids, names and project ids are refused; only free-form fields (inputs,
     // display names) may hold them, and the requests above wrote at most the test's own call.
     let after = snapshot(&app).await;
-    assert_eq!(after[2..], before[2..], "no price or key was written");
+    assert_eq!(after[2..4], before[2..4], "no price or key was written");
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -190,6 +249,14 @@ async fn lists_over_a_thousand_ids_are_422_at_their_location(pool: PgPool) {
             "/calls/stats",
             json!({"project_id": PROJECT, "start": "2025-01-01T00:00:00Z", "filter": {"parent_ids": ids}}),
             "filter",
+        ),
+        ("/objs/query", json!({"project_id": PROJECT, "filter": {"object_ids": ids}}), "filter"),
+        ("/table/query", json!({"project_id": PROJECT, "digest": "d", "filter": {"row_digests": ids}}), "filter"),
+        ("/table/query_stats_batch", json!({"project_id": PROJECT, "digests": ids}), "digests"),
+        (
+            "/feedback/batch/create",
+            json!({"batch": ids.iter().map(|_| json!({"project_id": PROJECT, "weave_ref": "r", "feedback_type": "t", "payload": {}})).collect::<Vec<_>>()}),
+            "batch",
         ),
     ];
     for (path, body, field) in cases {
@@ -338,7 +405,7 @@ async fn every_project_endpoint_refuses_another_entitys_key_alike_for_existing_a
     let before = snapshot(&app).await;
     let existing = endpoints("rival/data");
     let missing = endpoints("rival/empty");
-    assert_eq!(existing.len(), 17);
+    assert_eq!(existing.len(), 33);
     for ((path, body), (missing_path, missing_body)) in existing.into_iter().zip(missing) {
         let with_data = app.post(&path, body).await;
         let without = app.post(&missing_path, missing_body).await;
