@@ -1,6 +1,7 @@
 """Workflow 1: weave.init("entity/project") and weave.init("project") (the key's default entity),
 and a key without access to the entity (argv[1] = "forbidden")."""
 import json
+import time
 import sys
 
 import weave
@@ -16,5 +17,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "forbidden":
 
 project = sys.argv[1] if len(sys.argv) > 1 else "acme/app"
 client = weave.init(project)
+started = time.time()
 client.finish()
-print(json.dumps({"entity": client.entity, "project": client.project}))
+finish_seconds = time.time() - started
+print(json.dumps({"finish_seconds": finish_seconds, "entity": client.entity, "project": client.project}))

@@ -1,6 +1,7 @@
 """Workflow 4: a weave.Model, a weave.Dataset, weave.Evaluation(...).evaluate(model) with op scorers."""
 import asyncio
 import json
+import time
 
 import weave
 
@@ -36,5 +37,7 @@ fetched = weave.ref(dataset_ref.uri()).get()
 fetched_rows = [dict(r) for r in fetched.rows]
 evaluation = weave.Evaluation(name="qa-eval", dataset=dataset, scorers=[exact_match, length])
 summary = asyncio.run(evaluation.evaluate(Echo(prefix="ans:")))
+started = time.time()
 client.finish()
-print(json.dumps({"dataset_ref": dataset_ref.uri(), "fetched_rows": fetched_rows, "summary": summary}, default=str))
+finish_seconds = time.time() - started
+print(json.dumps({"finish_seconds": finish_seconds, "dataset_ref": dataset_ref.uri(), "fetched_rows": fetched_rows, "summary": summary}, default=str))
