@@ -43,6 +43,9 @@ pub enum ApiError {
     /// 413: body or result over a limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 503 with `Retry-After`: too many heavy requests are running (the server's, or the key's).
+    #[error("{0}")]
+    Busy(String),
     /// 503: the database is unreachable or too slow; the client may retry.
     #[error("Temporary backend error")]
     Unavailable(#[source] BoxError),
@@ -110,7 +113,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -135,6 +138,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"weave\""));
+        }
+        if matches!(self, Self::Busy(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if status == StatusCode::CONFLICT {
             // The SDK's HTTP client retries 409s unless told not to; a digest mismatch will not change.

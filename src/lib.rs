@@ -6,6 +6,8 @@
 
 /// Command-line and environment configuration.
 pub mod config;
+/// The example project of `weave-trace-server demo`.
+pub mod demo;
 /// Validated domain types shared by every layer: datetimes, project ids, calls, usage.
 pub mod domain;
 /// The API error type and its JSON bodies.
@@ -14,6 +16,8 @@ pub mod error;
 pub mod keys;
 /// HTTP routes, extractors and the OpenAPI document.
 pub mod routes;
+/// The HTTP server loop, with connection limits.
+pub mod serve;
 /// What every request can reach: the pool, settings, metrics.
 pub mod state;
 /// `/calls/stats` logic: buckets, granularity, aggregations (pure).

@@ -1,17 +1,32 @@
-//! The state every handler shares: the database pool and the runtime settings.
+//! The state every handler shares: the database pools, the runtime settings, and the gate
+//! that admits heavy requests.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub db: sqlx::PgPool,
+    /// A pool of its own for `/health`, so a busy main pool does not fail the health check.
+    pub health_db: sqlx::PgPool,
     pub settings: Settings,
+    pub heavy: Arc<HeavyGate>,
 }
 
 impl AppState {
     pub fn new(db: sqlx::PgPool, settings: Settings) -> Self {
         crate::telemetry::metrics_handle();
-        Self { db, settings }
+        let heavy = Arc::new(HeavyGate::new(settings.limits.heavy_requests, settings.limits.heavy_requests_per_key));
+        Self { health_db: db.clone(), db, settings, heavy }
+    }
+
+    /// Answer `/health` from `pool` (one reserved connection is enough).
+    pub fn with_health_pool(mut self, pool: sqlx::PgPool) -> Self {
+        self.health_db = pool;
+        self
     }
 }
 
@@ -30,6 +45,26 @@ pub struct Settings {
     pub public_url: String,
     /// Serve `GET /metrics` on the API's port (off when metrics have a listener of their own).
     pub public_metrics: bool,
+    pub limits: Limits,
+}
+
+/// Limits on what one request may cost.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most values one `/calls/stats` answer may hold.
+    pub stats_max_values: usize,
+    /// Most percentiles one stats metric may ask for.
+    pub stats_max_percentiles: usize,
+    /// Heavy requests served at once.
+    pub heavy_requests: usize,
+    /// Heavy requests one key may have running at once.
+    pub heavy_requests_per_key: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { stats_max_values: 2_000_000, stats_max_percentiles: 20, heavy_requests: 8, heavy_requests_per_key: 4 }
+    }
 }
 
 impl Default for Settings {
@@ -41,6 +76,112 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(60),
             public_url: "http://127.0.0.1:6345".into(),
             public_metrics: true,
+            limits: Limits::default(),
         }
+    }
+}
+
+/// Admits heavy requests (stats, usage, stream queries): at most so many at once, and at most
+/// so many per key, so one tenant cannot take every database connection from the others.
+#[derive(Debug)]
+pub struct HeavyGate {
+    slots: Arc<Semaphore>,
+    per_key: Mutex<HashMap<String, usize>>,
+    per_key_limit: usize,
+}
+
+/// How long a heavy request may wait for a slot before it is turned away.
+const HEAVY_WAIT: Duration = Duration::from_secs(2);
+
+/// A heavy request's place; the place frees when this is dropped.
+#[derive(Debug)]
+pub struct HeavyPermit {
+    gate: Arc<HeavyGate>,
+    key: String,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for HeavyPermit {
+    fn drop(&mut self) {
+        let mut per_key = self.gate.per_key.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_key.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                per_key.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Why a heavy request was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// This key has its share running.
+    Key,
+    /// The server has every slot running.
+    Server,
+}
+
+impl From<Busy> for crate::error::ApiError {
+    fn from(busy: Busy) -> Self {
+        Self::Busy(match busy {
+            Busy::Key => "This key has too many heavy requests running; retry when one finishes".into(),
+            Busy::Server => "The server is busy with heavy requests; retry shortly".into(),
+        })
+    }
+}
+
+impl HeavyGate {
+    pub fn new(slots: usize, per_key_limit: usize) -> Self {
+        Self { slots: Arc::new(Semaphore::new(slots)), per_key: Mutex::default(), per_key_limit }
+    }
+
+    /// A place for a heavy request of `key`: refused at once when the key has its share
+    /// running, after a short wait when the server is full.
+    pub async fn enter(self: &Arc<Self>, key: &str) -> Result<HeavyPermit, Busy> {
+        {
+            let mut per_key = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
+            let running = per_key.entry(key.to_string()).or_default();
+            if *running >= self.per_key_limit {
+                return Err(Busy::Key);
+            }
+            *running += 1;
+        }
+        // The key's count is taken; give it back if no slot comes.
+        let release = || {
+            let mut per_key = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = per_key.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    per_key.remove(key);
+                }
+            }
+        };
+        match tokio::time::timeout(HEAVY_WAIT, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(HeavyPermit { gate: self.clone(), key: key.to_string(), _slot: slot }),
+            _ => {
+                release();
+                Err(Busy::Server)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_gets_its_share_and_the_server_its_slots() {
+        let gate = Arc::new(HeavyGate::new(3, 2));
+        let a1 = gate.enter("a").await.unwrap();
+        let _a2 = gate.enter("a").await.unwrap();
+        assert_eq!(gate.enter("a").await.unwrap_err(), Busy::Key);
+        let _b1 = gate.enter("b").await.unwrap();
+        tokio::time::pause();
+        assert_eq!(gate.enter("b").await.unwrap_err(), Busy::Server, "every slot is taken");
+        drop(a1);
+        assert!(gate.enter("b").await.is_ok(), "a freed slot is taken");
+        assert_eq!(gate.per_key.lock().unwrap().get("a"), Some(&1));
     }
 }

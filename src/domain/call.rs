@@ -242,10 +242,16 @@ pub struct Call {
 }
 
 impl Call {
-    /// Put `costs` under `summary.weave.costs`.
-    pub fn attach_costs(&mut self, costs: Value) {
+    /// Put the costs of priced models under `summary.weave.costs` (no key when none is priced)
+    /// and the models without a price under `summary.weave.unpriced_models` (no key when none).
+    pub fn attach_costs(&mut self, costs: super::costs::CallCosts) {
         if let Some(weave) = self.summary.get_mut("weave").and_then(Value::as_object_mut) {
-            weave.insert("costs".into(), costs);
+            if !costs.priced.is_empty() {
+                weave.insert("costs".into(), Value::Object(costs.priced));
+            }
+            if !costs.unpriced.is_empty() {
+                weave.insert("unpriced_models".into(), Value::from(costs.unpriced));
+            }
         }
     }
 }
@@ -304,7 +310,11 @@ pub fn summary_with_computed_fields(
     }
     if let Value::Object(weave) = weave {
         weave.insert("status".into(), Value::from(status));
-        weave.insert("latency_ms".into(), latency_ms.map_or(Value::Null, Value::from));
+        // A running call has no latency: the key is absent, as in Weave.
+        weave.remove("latency_ms");
+        if let Some(latency) = latency_ms {
+            weave.insert("latency_ms".into(), Value::from(latency));
+        }
         weave.insert("trace_name".into(), Value::from(trace_name));
     }
     Value::Object(summary)

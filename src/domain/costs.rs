@@ -224,37 +224,45 @@ pub fn cost(counters: &Counters, price: Option<&Price>) -> Cost {
     TokenSums::of_row(counters).cost(price)
 }
 
-/// `summary.weave.costs` of one call: per model, its usage, the price chosen for it (null
-/// rates and `"unpriced": true` when there is none) and what it cost.
-pub fn call_costs(usage: &[UsageRow], started_at: DateTime<Utc>, book: &PriceBook) -> Value {
-    let mut out = Map::new();
+/// What one call's usage cost: an entry per priced model (`summary.weave.costs`), and the
+/// models no price applies to (`summary.weave.unpriced_models`, so they stay visible).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallCosts {
+    pub priced: Map<String, Value>,
+    pub unpriced: Vec<String>,
+}
+
+/// The costs of one call's usage rows. Each entry carries the usage, what it cost, and every
+/// field of the price applied (Weave's keys: `prompt_tokens`, `completion_tokens`, `requests`,
+/// `total_tokens`, `prompt_token_cost`, ..., `created_at`, `created_by`; plus the cache counts
+/// and costs, `total_cost`, and the price's `id` as `price_id`).
+pub fn call_costs(usage: &[UsageRow], started_at: DateTime<Utc>, book: &PriceBook) -> CallCosts {
+    let mut out = CallCosts::default();
     for row in usage {
         let c = &row.counters;
-        let price = book.price_for(&row.model, started_at);
-        let cost = cost(c, price);
+        let Some(price) = book.price_for(&row.model, started_at) else {
+            out.unpriced.push(row.model.clone());
+            continue;
+        };
+        let cost = cost(c, Some(price));
         let mut entry = json!({
-            "requests": c.requests, "prompt_tokens": c.input_tokens, "completion_tokens": c.output_tokens,
+            "prompt_tokens": c.input_tokens, "completion_tokens": c.output_tokens, "requests": c.requests,
             "total_tokens": c.total_tokens, "cache_read_input_tokens": c.cache_read_input_tokens,
             "cache_creation_input_tokens": c.cache_creation_input_tokens,
             "prompt_tokens_total_cost": cost.input, "completion_tokens_total_cost": cost.output,
             "cache_read_input_tokens_total_cost": cost.cache_read,
             "cache_creation_input_tokens_total_cost": cost.cache_creation, "total_cost": cost.total(),
-            "unpriced": price.is_none(),
         });
         if let Value::Object(entry) = &mut entry {
-            let mut rates = price
-                .map(Price::to_json)
-                .unwrap_or_else(|| Price::FIELDS.iter().map(|(field, _)| (field.to_string(), Value::Null)).collect());
-            rates.remove("created_at");
-            rates.remove("created_by");
+            let mut rates = price.to_json();
             if let Some(id) = rates.remove("id") {
                 entry.insert("price_id".into(), id);
             }
             entry.extend(rates);
         }
-        out.insert(row.model.clone(), entry);
+        out.priced.insert(row.model.clone(), entry);
     }
-    Value::Object(out)
+    out
 }
 
 #[cfg(test)]

@@ -290,6 +290,23 @@ impl FieldRef {
     }
 }
 
+/// The ids a query names when it names nothing else: `$eq` on `id`, `$in` on `id`, and `$or`
+/// of those (what a purge may delete, as Weave allows).
+pub fn ids_named(op: &Operation) -> Option<Vec<String>> {
+    let is_id = |o: &Operand| matches!(o, Operand::Field(f) if f == "id");
+    let text = |o: &Operand| match o {
+        Operand::Literal(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    match op {
+        Operation::Or(ops) => ops.iter().map(ids_named).collect::<Option<Vec<_>>>().map(|v| v.concat()),
+        Operation::Compare(Comparison::Eq, a, b) if is_id(a) => Some(vec![text(b)?]),
+        Operation::Compare(Comparison::Eq, a, b) if is_id(b) => Some(vec![text(a)?]),
+        Operation::In(a, list) if is_id(a) => list.iter().map(text).collect(),
+        _ => None,
+    }
+}
+
 /// Every field a query names, for checking them all before compiling.
 pub fn fields(op: &Operation) -> Vec<&str> {
     fn in_operand<'a>(operand: &'a Operand, out: &mut Vec<&'a str>) {
@@ -350,34 +367,65 @@ enum Val {
 
 /// Whether `op` holds for the call.
 pub fn evaluate(op: &Operation, call: &CallView<'_>) -> bool {
+    truth(op, call) == Some(true)
+}
+
+/// SQL's three-valued logic: `None` is unknown (a comparison with a missing or unreadable
+/// value), and a row matches only when its condition is true.
+fn truth(op: &Operation, call: &CallView<'_>) -> Option<bool> {
     match op {
-        Operation::And(ops) => ops.iter().all(|o| evaluate(o, call)),
-        Operation::Or(ops) => ops.iter().any(|o| evaluate(o, call)),
-        Operation::Not(inner) => !evaluate(inner, call),
-        Operation::Compare(cmp, a, b) => {
-            let (a, b) = ((operand_value(a, call), is_lit(a)), (operand_value(b, call), is_lit(b)));
-            compare_values(*cmp, a, b).unwrap_or(false)
+        Operation::And(ops) => {
+            let values: Vec<Option<bool>> = ops.iter().map(|o| truth(o, call)).collect();
+            if values.contains(&Some(false)) {
+                Some(false)
+            } else if values.contains(&None) {
+                None
+            } else {
+                Some(true)
+            }
         }
-        Operation::In(a, list) => list.iter().any(|item| {
+        Operation::Or(ops) => any_true(ops.iter().map(|o| truth(o, call))),
+        Operation::Not(inner) => truth(inner, call).map(|b| !b),
+        Operation::Compare(cmp, a, b) => {
+            compare_values(*cmp, (operand_value(a, call), is_lit(a)), (operand_value(b, call), is_lit(b)))
+        }
+        Operation::In(a, list) => any_true(list.iter().map(|item| {
             compare_values(
                 Comparison::Eq,
                 (operand_value(a, call), is_lit(a)),
                 (operand_value(item, call), is_lit(item)),
             )
-            .unwrap_or(false)
-        }),
+        })),
         Operation::Contains { input, substr, case_insensitive } => {
-            let (Some(haystack), Some(needle)) =
-                (text_of(operand_value(input, call)), text_of(operand_value(substr, call)))
-            else {
-                return false;
+            // A missing or null JSON path reads as the empty string here, as in Weave.
+            let haystack = match operand_value(input, call) {
+                Val::Json(None) | Val::Json(Some(Value::Null)) => Some(String::new()),
+                other => text_of(other),
             };
-            if *case_insensitive {
+            let (haystack, needle) = (haystack?, text_of(operand_value(substr, call))?);
+            Some(if *case_insensitive {
                 haystack.to_lowercase().contains(&needle.to_lowercase())
             } else {
                 haystack.contains(&needle)
-            }
+            })
         }
+    }
+}
+
+/// SQL's `or`: true if any is true, else unknown if any is unknown, else false.
+fn any_true(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    let mut unknown = false;
+    for value in values {
+        match value {
+            Some(true) => return Some(true),
+            None => unknown = true,
+            Some(false) => {}
+        }
+    }
+    if unknown {
+        None
+    } else {
+        Some(false)
     }
 }
 
@@ -428,7 +476,7 @@ fn operand_value(operand: &Operand, call: &CallView<'_>) -> Val {
                 ConvertTo::String => Val::Text(text_of(inner)),
             }
         }
-        Operand::Op(op) => Val::Bool(Some(evaluate(op, call))),
+        Operand::Op(op) => Val::Bool(truth(op, call)),
     }
 }
 
@@ -532,15 +580,16 @@ fn time_of(v: Val) -> Option<i64> {
 fn compare_values(cmp: Comparison, (a, a_lit): (Val, bool), (b, b_lit): (Val, bool)) -> Option<bool> {
     if matches!(a, Val::Null) || matches!(b, Val::Null) {
         let other = if matches!(a, Val::Null) { b } else { a };
-        return Some(match (cmp, other) {
-            (Comparison::Eq, Val::Null) => true,
-            (Comparison::Eq, Val::Json(v)) => v.is_none_or(|v| v.is_null()),
-            (Comparison::Eq, Val::Text(v)) => v.is_none(),
-            (Comparison::Eq, Val::Number(v)) => v.is_none(),
-            (Comparison::Eq, Val::Bool(v)) => v.is_none(),
-            (Comparison::Eq, Val::Time(v)) => v.is_none(),
-            _ => false,
-        });
+        // `$eq` with null is IS NULL; any other comparison with null is unknown.
+        return match (cmp, other) {
+            (Comparison::Eq, Val::Null) => Some(true),
+            (Comparison::Eq, Val::Json(v)) => Some(v.is_none_or(|v| v.is_null())),
+            (Comparison::Eq, Val::Text(v)) => Some(v.is_none()),
+            (Comparison::Eq, Val::Number(v)) => Some(v.is_none()),
+            (Comparison::Eq, Val::Bool(v)) => Some(v.is_none()),
+            (Comparison::Eq, Val::Time(v)) => Some(v.is_none()),
+            _ => None,
+        };
     }
     let literal = match (a_lit, b_lit) {
         (false, true) => Some((&b, &a)),
@@ -572,4 +621,26 @@ fn compare_values(cmp: Comparison, (a, a_lit): (Val, bool), (b, b_lit): (Val, bo
         Comparison::Lt => ordering.is_lt(),
         Comparison::Lte => ordering.is_le(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_purge_may_name_ids_only() {
+        let parse = |v: Value| serde_json::from_value::<Query>(json!({"$expr": v})).unwrap().expr;
+        let id = |v: &str| json!({"$eq": [{"$getField": "id"}, {"$literal": v}]});
+        let named = ids_named(&parse(json!({"$or": [id("a"), {"$eq": [{"$literal": "b"}, {"$getField": "id"}]},
+                                                   {"$in": [{"$getField": "id"}, [{"$literal": "c"}, {"$literal": "d"}]]}]})));
+        assert_eq!(named.unwrap(), ["a", "b", "c", "d"]);
+        assert_eq!(ids_named(&parse(json!({"$eq": [{"$getField": "llm_id"}, {"$literal": "x"}]}))), None);
+        assert_eq!(ids_named(&parse(json!({"$and": [id("a")]}))), None);
+        assert_eq!(
+            ids_named(&parse(json!({"$or": [id("a"), {"$gt": [{"$getField": "id"}, {"$literal": "b"}]}]}))),
+            None
+        );
+    }
 }

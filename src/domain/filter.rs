@@ -35,6 +35,19 @@ pub struct CallsFilter {
     pub trace_roots_only: Option<bool>,
 }
 
+impl CallsFilter {
+    /// The filter with bare run ids (`run-1`) qualified to the project's (`entity/project/run-1`),
+    /// as the SDK stores them.
+    pub fn qualified(mut self, project: &super::ProjectId) -> Self {
+        if let Some(runs) = &mut self.wb_run_ids {
+            for run in runs.iter_mut().filter(|r| !r.contains('/')) {
+                *run = format!("{project}/{run}");
+            }
+        }
+        self
+    }
+}
+
 /// A list of names split into exact values and `:*` prefixes (the prefix keeps its colon).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct NamePatterns {
@@ -63,6 +76,14 @@ pub fn active(list: &Option<Vec<String>>) -> Option<&[String]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_run_ids_are_qualified_with_the_project() {
+        let filter =
+            CallsFilter { wb_run_ids: Some(vec!["run-1".into(), "other/app/run-2".into()]), ..Default::default() };
+        let project = super::super::ProjectId::parse("acme/app").unwrap();
+        assert_eq!(filter.qualified(&project).wb_run_ids.unwrap(), ["acme/app/run-1", "other/app/run-2"]);
+    }
 
     #[test]
     fn a_colon_star_suffix_is_a_prefix_match_and_anything_else_is_exact() {

@@ -296,7 +296,7 @@ async fn count_calls(
     AppJson(req): AppJson<CallsQueryStatsReq>,
 ) -> Result<Json<CallsQueryStatsRes>> {
     caller.authorize(&req.project_id)?;
-    let selection = selection(req.filter, req.query.as_ref())?;
+    let selection = selection(&req.project_id, req.filter, req.query.as_ref())?;
     let project = req.project_id.as_str();
     Ok(Json(match req.limit {
         None => CallsQueryStatsRes {

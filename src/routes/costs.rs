@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{check_paging, AppJson, Caller};
 use super::shared::{Empty, SortBy};
 use crate::domain::costs::Price;
-use crate::domain::expr::Query;
+use crate::domain::expr::{ids_named, Query};
 use crate::domain::ingest::new_id;
 use crate::domain::{ProjectId, Timestamp};
 use crate::error::{ApiError, Result, ValidationDetail};
@@ -20,7 +20,11 @@ use crate::store::expr::{compile, Target};
 use crate::store::prices::{self as prices_store, Listing};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_costs)).routes(routes!(query_costs)).routes(routes!(purge_costs))
+    OpenApiRouter::new()
+        .routes(routes!(create_costs))
+        .routes(routes!(query_costs))
+        .routes(routes!(query_default_costs))
+        .routes(routes!(purge_costs))
 }
 
 /// One model's price, USD per token.
@@ -147,7 +151,7 @@ pub struct CostQueryRes {
     pub results: Vec<Map<String, Value>>,
 }
 
-/// The project's prices and the defaults that apply to it.
+/// The project's own prices, as Weave answers (the shipped defaults: `/cost/query_defaults`).
 #[utoipa::path(post, path = "/cost/query", request_body = CostQueryReq, tag = "costs",
     responses((status = 200, body = CostQueryRes)))]
 async fn query_costs(
@@ -155,6 +159,22 @@ async fn query_costs(
     caller: Caller,
     AppJson(req): AppJson<CostQueryReq>,
 ) -> Result<Json<CostQueryRes>> {
+    list_prices(&state, &caller, req, Listing::Project).await.map(Json)
+}
+
+/// The default prices that ship with the server (those a project's calls fall back to); the
+/// same request as `/cost/query`.
+#[utoipa::path(post, path = "/cost/query_defaults", request_body = CostQueryReq, tag = "costs",
+    responses((status = 200, body = CostQueryRes)))]
+async fn query_default_costs(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<CostQueryReq>,
+) -> Result<Json<CostQueryRes>> {
+    list_prices(&state, &caller, req, Listing::Defaults).await.map(Json)
+}
+
+async fn list_prices(state: &AppState, caller: &Caller, req: CostQueryReq, listing: Listing) -> Result<CostQueryRes> {
     caller.authorize(&req.project_id)?;
     check_paging(req.limit, req.offset)?;
     let condition = req.query.as_ref().map(|q| compile(q, Target::Prices)).transpose().map_err(ApiError::BadRequest)?;
@@ -170,7 +190,7 @@ async fn query_costs(
     let prices = prices_store::query(
         &state.db,
         req.project_id.as_str(),
-        Listing::WithDefaults,
+        listing,
         condition.as_ref(),
         &sort,
         req.limit,
@@ -188,7 +208,7 @@ async fn query_costs(
             out
         })
         .collect();
-    Ok(Json(CostQueryRes { results }))
+    Ok(CostQueryRes { results })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -199,7 +219,8 @@ pub struct CostPurgeReq {
     pub query: Query,
 }
 
-/// Delete project-level prices matching a query (defaults are never deleted).
+/// Delete project-level prices by id (defaults are never deleted). As in Weave, the query may
+/// only name ids (`$eq` or `$in` on `id`, or `$or` of those); anything else is 400.
 #[utoipa::path(post, path = "/cost/purge", request_body = CostPurgeReq, tag = "costs",
     responses((status = 200, body = Empty)))]
 async fn purge_costs(
@@ -208,7 +229,9 @@ async fn purge_costs(
     AppJson(req): AppJson<CostPurgeReq>,
 ) -> Result<Json<Empty>> {
     caller.authorize(&req.project_id)?;
-    let condition = compile(&req.query, Target::Prices).map_err(ApiError::BadRequest)?;
-    prices_store::purge(&state.db, req.project_id.as_str(), &condition).await?;
+    let Some(ids) = ids_named(&req.query.expr) else {
+        return Err(ApiError::BadRequest("Can only purge costs by specifying one or more cost ids".into()));
+    };
+    prices_store::purge(&state.db, req.project_id.as_str(), &ids).await?;
     Ok(Json(Empty {}))
 }

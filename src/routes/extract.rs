@@ -36,9 +36,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
 
 /// The calls an endpoint selects: its filter and its compiled query (400 when the query names
 /// a field that is not allowed or cannot be run).
-pub fn selection(filter: Option<CallsFilter>, query: Option<&Query>) -> Result<Selection, ApiError> {
+pub fn selection(
+    project: &ProjectId,
+    filter: Option<CallsFilter>,
+    query: Option<&Query>,
+) -> Result<Selection, ApiError> {
     let query = query.map(|q| compile(q, Target::Calls)).transpose().map_err(ApiError::BadRequest)?;
-    Ok(Selection { filter: filter.unwrap_or_default(), query })
+    Ok(Selection { filter: filter.unwrap_or_default().qualified(project), query })
 }
 
 /// 422 unless `limit` and `offset`, when given, are ≥ 0 (both reported at once).

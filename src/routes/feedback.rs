@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{check_paging, AppJson, Caller};
 use super::shared::SortBy;
-use crate::domain::expr::{Comparison, Operand, Operation, Query};
+use crate::domain::expr::{ids_named, Query};
 use crate::domain::feedback::{check_payload, PayloadProblem};
 use crate::domain::ingest::new_id;
 use crate::domain::{ProjectId, Timestamp};
@@ -336,24 +336,6 @@ pub struct FeedbackPurgeReq {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FeedbackPurgeRes {}
 
-/// The ids a purge query names, or None when it is not only `$eq` on `id` (and `$or` of such).
-fn purged_ids(op: &Operation, out: &mut Vec<String>) -> bool {
-    match op {
-        Operation::Or(ops) => ops.iter().all(|op| purged_ids(op, out)),
-        Operation::Compare(Comparison::Eq, a, b) => match (a, b) {
-            (Operand::Field(f), Operand::Literal(Value::String(id)))
-            | (Operand::Literal(Value::String(id)), Operand::Field(f))
-                if f == "id" =>
-            {
-                out.push(id.clone());
-                true
-            }
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
 /// Delete feedback by id.
 #[utoipa::path(post, path = "/feedback/purge", request_body = FeedbackPurgeReq, tag = "feedback",
     responses((status = 200, body = FeedbackPurgeRes)))]
@@ -363,10 +345,9 @@ async fn purge_feedback(
     AppJson(req): AppJson<FeedbackPurgeReq>,
 ) -> Result<Json<FeedbackPurgeRes>> {
     caller.authorize(&req.project_id)?;
-    let mut ids = Vec::new();
-    if !purged_ids(&req.query.expr, &mut ids) {
+    let Some(ids) = ids_named(&req.query.expr) else {
         return Err(ApiError::BadRequest("Can only purge feedback by specifying one or more feedback ids".into()));
-    }
+    };
     let mut tx = state.db.begin().await?;
     feedback_store::delete(&mut tx, req.project_id.as_str(), &ids).await?;
     tx.commit().await?;
@@ -420,23 +401,4 @@ async fn replace_feedback(
     feedback_store::insert(&mut tx, std::slice::from_ref(&row)).await?;
     tx.commit().await?;
     Ok(Json(created(&row)))
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn purges_name_ids_only() {
-        let parse = |v: Value| serde_json::from_value::<Query>(v).unwrap();
-        let mut ids = Vec::new();
-        let q = parse(json!({"$expr": {"$or": [{"$eq": [{"$getField": "id"}, {"$literal": "a"}]},
-                                                {"$eq": [{"$literal": "b"}, {"$getField": "id"}]}]}}));
-        assert!(purged_ids(&q.expr, &mut ids));
-        assert_eq!(ids, ["a", "b"]);
-        let q = parse(json!({"$expr": {"$eq": [{"$getField": "weave_ref"}, {"$literal": "a"}]}}));
-        assert!(!purged_ids(&q.expr, &mut Vec::new()));
-    }
 }

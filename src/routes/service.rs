@@ -31,7 +31,7 @@ pub struct HealthRes {
 #[utoipa::path(get, path = "/health", tag = "service",
     responses((status = 200, body = HealthRes), (status = 503, body = HealthRes)))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRes>) {
-    match crate::store::ping(&state.db).await {
+    match crate::store::ping(&state.health_db).await {
         Ok(()) => (StatusCode::OK, Json(HealthRes { status: "ok" })),
         Err(error) => {
             tracing::warn!(%error, "health check failed");

@@ -104,7 +104,7 @@ async fn call_stats(
     caller.authorize(&req.project_id)?;
     let plan = validate(&req, state.settings.max_stats_range)?;
     let grid = BucketGrid::new(plan.start, plan.end, plan.granularity, plan.tz);
-    let selection = selection(req.filter, req.query.as_ref())?;
+    let selection = selection(&req.project_id, req.filter, req.query.as_ref())?;
     let project = req.project_id.as_str();
     let db = &state.db;
 

@@ -43,7 +43,8 @@ pub struct CallsQueryReq {
     pub limit: Option<i64>,
     #[serde(default)]
     pub offset: Option<i64>,
-    /// Fields to return (the identifying fields are always returned).
+    /// Fields to fill (the identifying fields always are; the others keep their keys with empty
+    /// values). Weave's storage names (`output_dump`, `summary_dump`, ...) are accepted.
     #[serde(default)]
     pub columns: Option<Vec<String>>,
     /// Adds `summary.weave.costs` to each call.
@@ -75,6 +76,45 @@ pub struct CallsQueryReq {
 /// Fields always returned, whatever `columns` says.
 const IDENTIFYING: [&str; 5] = ["id", "project_id", "trace_id", "op_name", "started_at"];
 
+/// The call fields `columns` names, as Weave reads them: a dotted name selects its first part
+/// (`inputs.a` → `inputs`), storage names select their field (`output_dump` → `output`),
+/// `summary` brings the fields its computed part needs, names of other stored data are
+/// accepted and select nothing more.
+fn selected_fields(columns: &[String]) -> HashSet<String> {
+    let mut keep: HashSet<String> = IDENTIFYING.iter().map(|c| c.to_string()).collect();
+    for column in columns {
+        let base = column.split('.').next().unwrap_or_default();
+        let base = base.strip_suffix("_dump").unwrap_or(base);
+        if base == "summary" {
+            keep.extend(["ended_at", "exception", "display_name"].map(String::from));
+        }
+        keep.insert(base.to_string());
+    }
+    keep
+}
+
+/// A call with only the selected fields filled: the others keep their keys, as the SDK's
+/// `Call` model wants them, with empty values (`{}` for attributes and inputs, null else) and,
+/// for the summary, just its computed `weave` part.
+fn shape(call: Value, keep: &HashSet<String>) -> Value {
+    let Value::Object(mut map) = call else { return call };
+    for (key, value) in map.iter_mut() {
+        if keep.contains(key) {
+            continue;
+        }
+        *value = match key.as_str() {
+            "attributes" | "inputs" => Value::Object(Default::default()),
+            "summary" => {
+                let weave =
+                    value.get_mut("weave").map(Value::take).unwrap_or_else(|| Value::Object(Default::default()));
+                serde_json::json!({ "weave": weave })
+            }
+            _ => Value::Null,
+        };
+    }
+    Value::Object(map)
+}
+
 /// Resolve a sort field with the query language's field rules; unknown fields are a 400.
 fn sort_key(field: &str) -> Result<SortKey> {
     Ok(match FieldRef::resolve(field) {
@@ -104,11 +144,8 @@ async fn stream_query(
         .map(|s| sort_key(&s.field).map(|key| (key, s.direction.is_descending())))
         .collect::<Result<_>>()?;
     let page = Page { sort, limit: req.limit, offset: req.offset };
-    let keep: Option<HashSet<String>> = req.columns.map(|columns| {
-        let requested = columns.iter().map(|c| c.split('.').next().unwrap_or_default().to_string());
-        requested.chain(IDENTIFYING.iter().map(|c| c.to_string())).collect()
-    });
-    let selection = selection(req.filter, req.query.as_ref())?;
+    let keep: Option<HashSet<String>> = req.columns.as_deref().map(selected_fields);
+    let selection = selection(&req.project_id, req.filter, req.query.as_ref())?;
     let include_costs = req.include_costs == Some(true);
     let book = if include_costs { Some(prices_store::book(&state.db, req.project_id.as_str()).await?) } else { None };
     let mut rows =
@@ -140,8 +177,8 @@ fn render_line(row: CallRow, keep: Option<&HashSet<String>>, book: Option<&Price
         call.attach_costs(costs::call_costs(&usage, started_at, book));
     }
     let mut value = serde_json::to_value(call).unwrap_or(Value::Null);
-    if let (Some(keep), Value::Object(map)) = (keep, &mut value) {
-        map.retain(|key, _| keep.contains(key));
+    if let Some(keep) = keep {
+        value = shape(value, keep);
     }
     let mut line = serde_json::to_vec(&value).unwrap_or_default();
     line.push(b'\n');

@@ -102,7 +102,7 @@ async fn trace_usage(
     caller.authorize(&req.project_id)?;
     check_limit(req.limit)?;
     let project = req.project_id.as_str();
-    let selection = selection(req.filter, req.query.as_ref())?;
+    let selection = selection(&req.project_id, req.filter, req.query.as_ref())?;
     let calls = usage_store::select_calls(&state.db, project, &selection, req.limit).await?;
     let totals = rolled_up(&state, project, &calls, req.include_costs).await?;
     let call_usage =

@@ -440,6 +440,7 @@ fn stream_query(
     let mut qb = visible_calls(format!("select {CALL_COLUMNS}{usage}"), project, selection);
     qb.push(" order by ");
     for (key, descending) in sort {
+        let direction = if *descending { " desc nulls last, " } else { " asc nulls last, " };
         match key {
             SortKey::Column(column) => {
                 // Text sorts in byte order, whatever the database's collation.
@@ -460,10 +461,21 @@ fn stream_query(
                 qb.push("weave_trace_name(c.display_name, c.op_name)");
             }
             SortKey::JsonPath(column, path) => {
-                qb.push(format_args!("(c.{column} #> ")).push_bind(path.clone()).push("::text[])");
+                // As Weave orders mixed values: numbers (numerically) before strings (byte
+                // order) before other values, and null or missing last, in both directions.
+                qb.push(format_args!("weave_json_sort_rank(c.{column} #> "))
+                    .push_bind(path.clone())
+                    .push("::text[]), ");
+                qb.push(format_args!("weave_json_sort_number(c.{column} #> "))
+                    .push_bind(path.clone())
+                    .push("::text[])");
+                qb.push(direction);
+                qb.push(format_args!("weave_json_text(c.{column} #> "))
+                    .push_bind(path.clone())
+                    .push(r#"::text[]) collate "C""#);
             }
         }
-        qb.push(if *descending { " desc, " } else { " asc, " });
+        qb.push(direction);
     }
     qb.push(r#"c.started_at asc, c.id collate "C" asc"#);
     if let Some(limit) = *limit {

@@ -174,7 +174,7 @@ struct Compiler {
 }
 
 impl Compiler {
-    /// A boolean condition that is never SQL null (so `$not` of "no match" matches).
+    /// A boolean condition (SQL null when unknown).
     fn operation(&self, op: &Operation) -> Result<Condition, CompileError> {
         Ok(match op {
             Operation::And(ops) | Operation::Or(ops) => {
@@ -189,28 +189,30 @@ impl Compiler {
                 out.and_sql(")")
             }
             Operation::Not(inner) => Condition::wrap("(not ", self.operation(inner)?, ")"),
-            Operation::Compare(cmp, a, b) => {
-                Condition::wrap("coalesce(", compare(*cmp, self.operand(a)?, self.operand(b)?)?, ", false)")
-            }
+            // Comparisons keep SQL's unknown (a missing or unreadable value), so `$not` and
+            // `$or` follow three-valued logic; the condition as a whole matches only when true.
+            Operation::Compare(cmp, a, b) => compare(*cmp, self.operand(a)?, self.operand(b)?)?,
             Operation::In(a, list) => {
                 let a = self.operand(a)?;
                 let mut out = Condition::sql("(false");
                 for item in list {
-                    out = out
-                        .and_sql(" or coalesce(")
-                        .then(compare(Comparison::Eq, a.clone(), self.operand(item)?)?)
-                        .and_sql(", false)");
+                    out = out.and_sql(" or ").then(compare(Comparison::Eq, a.clone(), self.operand(item)?)?);
                 }
                 out.and_sql(")")
             }
             Operation::Contains { input, substr, case_insensitive } => {
-                let (haystack, needle) = (as_text(self.operand(input)?), as_text(self.operand(substr)?));
+                // A missing or null JSON path reads as the empty string here, as in Weave.
+                let haystack = match self.operand(input)? {
+                    json @ Typed::Json(_) => Condition::wrap("coalesce(", as_text(json), ", '')"),
+                    other => as_text(other),
+                };
+                let needle = as_text(self.operand(substr)?);
                 let (open, close) = if *case_insensitive { ("lower(", ")") } else { ("(", ")") };
-                Condition::sql("coalesce(strpos(")
+                Condition::sql("(strpos(")
                     .then(Condition::wrap(open, haystack, close))
                     .and_sql(", ")
                     .then(Condition::wrap(open, needle, close))
-                    .and_sql(") > 0, false)")
+                    .and_sql(") > 0)")
             }
         })
     }
@@ -383,7 +385,7 @@ fn compare(cmp: Comparison, a: Typed, b: Typed) -> Result<Condition, CompileErro
                 Condition::sql("(").then(c.clone()).and_sql(" is null or ").then(c.clone()).and_sql(" = 'null'::jsonb)")
             }
             (Comparison::Eq, other) => Condition::wrap("(", sql_of(other.clone()), " is null)"),
-            _ => Condition::sql("false"),
+            _ => Condition::sql("null::boolean"),
         });
     }
     let op = match cmp {

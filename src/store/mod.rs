@@ -54,15 +54,76 @@ pub struct PoolConfig {
 
 /// A pool whose acquire and statement timeouts turn a dead or stuck database into a 503.
 pub async fn connect(config: &PoolConfig) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = config.url.parse()?;
-    let options = options
-        .application_name("weave-trace-server")
-        .options([("statement_timeout", format!("{}ms", config.statement_timeout.as_millis()))]);
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
-        .connect_with(options)
+        .connect_with(connect_options(config)?)
         .await
+}
+
+fn connect_options(config: &PoolConfig) -> Result<PgConnectOptions, sqlx::Error> {
+    let options: PgConnectOptions = config.url.parse()?;
+    Ok(options
+        .application_name("weave-trace-server")
+        .options([("statement_timeout", format!("{}ms", config.statement_timeout.as_millis()))]))
+}
+
+/// Connect and migrate, or say in one line what is wrong and what to change (a pool alone would
+/// only report that it timed out).
+pub async fn open(config: &PoolConfig) -> Result<PgPool, String> {
+    let example = "postgres://user:password@127.0.0.1:5432/database";
+    if !(config.url.starts_with("postgres://") || config.url.starts_with("postgresql://")) {
+        return Err(format!("DATABASE_URL must be a postgres:// URL such as {example}"));
+    }
+    let options =
+        connect_options(config).map_err(|e| format!("DATABASE_URL is not a valid URL ({e}); write it as {example}"))?;
+    let target = format!(
+        "{}:{} (database {:?}, user {:?})",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username()),
+        options.get_username()
+    );
+    let first =
+        tokio::time::timeout(config.acquire_timeout, <sqlx::PgConnection as sqlx::Connection>::connect_with(&options))
+            .await;
+    match first {
+        Err(_) => {
+            return Err(format!(
+                "cannot reach the database at {target}: no answer within {} s; is Postgres running there? (set DATABASE_URL)",
+                config.acquire_timeout.as_secs()
+            ))
+        }
+        Ok(Err(error)) => return Err(format!("cannot connect to the database at {target}: {}", why(&error))),
+        Ok(Ok(connection)) => {
+            let _ = sqlx::Connection::close(connection).await;
+        }
+    }
+    let pool = connect(config).await.map_err(|e| format!("cannot connect to the database at {target}: {}", why(&e)))?;
+    MIGRATOR.run(&pool).await.map_err(|e| format!("the database migrations failed at {target}: {e}"))?;
+    Ok(pool)
+}
+
+/// A connection failure in words, with what to do about it.
+fn why(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused; is Postgres running and listening there? (set DATABASE_URL)".into()
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("3D000") => format!("{}; create it (createdb) or name another in DATABASE_URL", db.message()),
+            Some("28P01" | "28000") => format!("{}; check the user and password in DATABASE_URL", db.message()),
+            _ => db.message().to_string(),
+        },
+        other => format!("{other} (check DATABASE_URL)"),
+    }
+}
+
+/// A pool of one connection, opened when first used: `/health` answers from it, so a busy
+/// main pool does not fail the health check.
+pub fn health_pool(config: &PoolConfig) -> PgPool {
+    let options = connect_options(config).expect("checked when the main pool opened");
+    PgPoolOptions::new().max_connections(1).acquire_timeout(config.acquire_timeout).connect_lazy_with(options)
 }
 
 /// The visible calls of a project (started, not deleted) on the calls table aliased `c`, with

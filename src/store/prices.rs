@@ -27,6 +27,11 @@ fn own(project: String) -> QueryBuilder<'static, Postgres> {
     qb
 }
 
+/// The default rows, with `p` the table alias.
+fn defaults() -> QueryBuilder<'static, Postgres> {
+    QueryBuilder::new("select to_jsonb(p) from llm_token_prices p where p.pricing_level = 'default'")
+}
+
 /// Every price that applies to `project`: its price book.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn book(db: impl PgExecutor<'_>, project: &str) -> Result<PriceBook, sqlx::Error> {
@@ -44,13 +49,13 @@ pub async fn create(conn: &mut PgConnection, prices: &[Price]) -> Result<(), sql
     Ok(())
 }
 
-/// Which rows `/cost/query` lists.
+/// Which rows a price query lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
-    /// The project's own rows.
+    /// The project's own rows (`/cost/query`).
     Project,
-    /// The project's own rows and the defaults that apply to it.
-    WithDefaults,
+    /// The defaults that ship with the server (`/cost/query_defaults`).
+    Defaults,
 }
 
 /// Prices of `project` matching `query`, ordered by `sort` (allow-listed columns) then id.
@@ -66,7 +71,7 @@ pub async fn query(
 ) -> Result<Vec<Price>, sqlx::Error> {
     let mut qb = match listing {
         Listing::Project => own(project.to_string()),
-        Listing::WithDefaults => applicable(project.to_string()),
+        Listing::Defaults => defaults(),
     };
     if let Some(condition) = query {
         condition.push(&mut qb, "p");
@@ -86,12 +91,15 @@ pub async fn query(
     Ok(rows.into_iter().map(|row| row.0).collect())
 }
 
-/// Delete the project's own rows matching `query`; defaults are never deleted.
+/// Delete the project's own rows with these ids; defaults are never deleted.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn purge(db: impl PgExecutor<'_>, project: &str, query: &Condition) -> Result<u64, sqlx::Error> {
-    let mut qb: QueryBuilder<Postgres> =
-        QueryBuilder::new("delete from llm_token_prices p where p.pricing_level = 'project' and p.pricing_level_id = ");
-    qb.push_bind(project.to_string());
-    query.push(&mut qb, "p");
-    Ok(qb.build().execute(db).await?.rows_affected())
+pub async fn purge(db: impl PgExecutor<'_>, project: &str, ids: &[String]) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "delete from llm_token_prices where pricing_level = 'project' and pricing_level_id = $1 and id = any($2)",
+    )
+    .bind(project)
+    .bind(ids)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }

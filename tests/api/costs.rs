@@ -55,9 +55,29 @@ async fn read_with_costs_prices_each_model_by_the_calls_start(pool: PgPool) {
     assert_eq!(mine["total_cost"], 90.0);
     assert_eq!(mine["prompt_token_cost"], 1.0);
     assert_eq!(mine["pricing_level"], "project");
-    assert_eq!(mine["unpriced"], false);
-    assert_eq!(costs["unknown-model"]["unpriced"], true);
-    assert_eq!(costs["unknown-model"]["total_cost"], 0.0);
+    // Every field of Weave's cost entries, the price's creation included.
+    for key in [
+        "prompt_tokens",
+        "completion_tokens",
+        "requests",
+        "total_tokens",
+        "prompt_token_cost",
+        "completion_token_cost",
+        "prompt_token_cost_unit",
+        "completion_token_cost_unit",
+        "effective_date",
+        "provider_id",
+        "pricing_level",
+        "pricing_level_id",
+        "created_at",
+        "created_by",
+    ] {
+        assert!(mine.get(key).is_some(), "{key} missing from {mine}");
+    }
+    assert_eq!(mine["created_by"], "alice");
+    // Models without a price have no cost entry; they are listed apart so they stay visible.
+    assert!(costs.get("unknown-model").is_none());
+    assert_eq!(jan["summary"]["weave"]["unpriced_models"], json!(["unknown-model"]));
 
     let jul =
         app.ok("/call/read", json!({"project_id": PROJECT, "id": "jul", "include_costs": true})).await["call"].clone();
@@ -68,8 +88,32 @@ async fn read_with_costs_prices_each_model_by_the_calls_start(pool: PgPool) {
     assert_eq!(costs["my-model"]["prompt_token_cost"], 4.0);
     // A provider prefix and a date fall back to the base name's price.
     assert_eq!(costs["vendor/my-model-2025-07-01"]["total_cost"], 4.0 * 4.0 + 4.0 * 2.0);
+    assert!(jul["summary"]["weave"].get("unpriced_models").is_none(), "every model of July is priced");
     let plain = app.read("jul").await;
     assert!(plain["summary"]["weave"].get("costs").is_none());
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_call_without_usage_or_without_priced_usage_has_no_costs_key(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let at = "2025-01-15T11:00:00Z";
+    ingest(
+        &app,
+        vec![
+            (start("none", at, json!({})), Some(end("none", at, json!({})))),
+            (
+                start("odd", at, json!({})),
+                Some(end("odd", at, json!({"summary": {"usage": {"no-such-model": {"input_tokens": 3}}}}))),
+            ),
+        ],
+    )
+    .await;
+    let read = |id: &str| app.ok("/call/read", json!({"project_id": PROJECT, "id": id, "include_costs": true}));
+    let none = read("none").await["call"]["summary"]["weave"].clone();
+    assert!(none.get("costs").is_none() && none.get("unpriced_models").is_none(), "{none}");
+    let odd = read("odd").await["call"]["summary"]["weave"].clone();
+    assert!(odd.get("costs").is_none(), "{odd}");
+    assert_eq!(odd["unpriced_models"], json!(["no-such-model"]));
 }
 
 async fn read_costs(app: &TestApp) -> Value {
@@ -102,7 +146,7 @@ async fn default_prices_ship_with_the_server_and_project_prices_win(pool: PgPool
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn cost_query_lists_project_and_default_rows_and_purge_deletes_only_the_projects(pool: PgPool) {
+async fn cost_query_lists_the_projects_rows_defaults_come_apart_and_purge_takes_ids_only(pool: PgPool) {
     let app = seeded(pool).await;
     let mine = json!({"$expr": {"$eq": [{"$getField": "llm_id"}, {"$literal": "my-model"}]}});
     let res = app
@@ -119,19 +163,40 @@ async fn cost_query_lists_project_and_default_rows_and_purge_deletes_only_the_pr
             {"llm_id": "my-model", "prompt_token_cost": 1.0, "effective_date": "2024-01-01T00:00:00Z"},
         ])
     );
+    // The project's own rows only, as Weave answers; the shipped defaults come apart.
     let gpt = json!({"$expr": {"$eq": [{"$getField": "llm_id"}, {"$literal": "gpt-4o"}]}});
-    let defaults = app.ok("/cost/query", json!({"project_id": PROJECT, "query": gpt})).await;
-    assert_eq!(defaults["results"][0]["pricing_level"], "default");
+    assert_eq!(app.ok("/cost/query", json!({"project_id": PROJECT, "query": gpt})).await["results"], json!([]));
     let all = app.ok("/cost/query", json!({"project_id": PROJECT, "limit": 1000})).await;
-    assert!(all["results"].as_array().unwrap().len() > 100, "default prices ship with the server");
+    assert_eq!(all["results"].as_array().unwrap().len(), 2);
+    let defaults = app.ok("/cost/query_defaults", json!({"project_id": PROJECT, "query": gpt})).await;
+    assert_eq!(defaults["results"][0]["pricing_level"], "default");
+    let every_default = app.ok("/cost/query_defaults", json!({"project_id": PROJECT, "limit": 1000})).await;
+    assert!(every_default["results"].as_array().unwrap().len() > 100, "default prices ship with the server");
 
-    // Purging "everything" removes the project's rows only.
+    // Purges name ids only (as Weave allows); they remove the project's rows only.
     let everything = json!({"$expr": {"$gte": [{"$getField": "prompt_token_cost"}, {"$literal": 0}]}});
-    assert_eq!(app.ok("/cost/purge", json!({"project_id": PROJECT, "query": everything})).await, json!({}));
+    let refused = app.post("/cost/purge", json!({"project_id": PROJECT, "query": everything})).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.body["reason"].as_str()),
+        (400, Some("Can only purge costs by specifying one or more cost ids"))
+    );
+    let ids: Vec<Value> = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"$eq": [{"$getField": "id"}, {"$literal": r["id"]}]}))
+        .collect();
+    let default_id = defaults["results"][0]["id"].clone();
+    let by_id = json!({"$expr": {"$or": [ids[0], ids[1], {"$eq": [{"$getField": "id"}, {"$literal": default_id}]}]}});
+    assert_eq!(app.ok("/cost/purge", json!({"project_id": PROJECT, "query": by_id})).await, json!({}));
     assert_eq!(app.ok("/cost/query", json!({"project_id": PROJECT, "query": mine})).await["results"], json!([]));
     assert_eq!(
-        app.ok("/cost/query", json!({"project_id": PROJECT, "query": gpt})).await["results"].as_array().unwrap().len(),
-        1
+        app.ok("/cost/query_defaults", json!({"project_id": PROJECT, "query": gpt})).await["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "a default row is never purged"
     );
     // Another project's prices are not this project's.
     let admin = weave_trace_server::keys::create(&app.pool, "root", &[], true).await.unwrap().secret;

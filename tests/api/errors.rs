@@ -124,3 +124,16 @@ async fn unknown_routes_are_404_with_a_reason(pool: PgPool) {
     assert_eq!(wrong_method.status, 405);
     assert!(wrong_method.body["reason"].is_string());
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_negative_limit_is_greater_than_equal_as_pydantic_says(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let reply = app.post("/calls/query_stats", json!({"project_id": PROJECT, "limit": -1})).await;
+    assert_eq!(reply.status, 422);
+    let detail = &reply.body["detail"][0];
+    assert_eq!(
+        (detail["type"].as_str(), detail["msg"].as_str()),
+        (Some("greater_than_equal"), Some("Input should be greater than or equal to 0"))
+    );
+    assert_eq!((detail["loc"].clone(), detail["input"].clone()), (json!(["body", "limit"]), json!(-1)));
+}

@@ -112,7 +112,26 @@ async fn comparison_operators_read_json_as_the_literals_type(pool: PgPool) {
 async fn missing_paths_match_nothing_but_not_and_is_null(pool: PgPool) {
     let app = seeded(pool).await;
     assert_eq!(matching(&app, json!({"$eq": [get("inputs.nope"), lit(json!("x"))]})).await, Vec::<String>::new());
-    assert_eq!(matching(&app, json!({"$not": [{"$eq": [get("inputs.nope"), lit(json!("x"))]}]})).await.len(), 6);
+    // A comparison with a missing path is unknown, and `$not` of unknown is unknown (SQL's
+    // three-valued logic, as in Weave): it matches nothing either.
+    assert_eq!(
+        matching(&app, json!({"$not": [{"$eq": [get("inputs.nope"), lit(json!("x"))]}]})).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(matching(&app, json!({"$not": [{"$gt": [get("inputs.n"), lit(json!(5))]}]})).await, ["c1", "c3", "c6"]);
+    // `$or`: true wins over unknown; unknown or false is unknown.
+    let n_big = json!({"$gt": [get("inputs.n"), lit(json!(5))]});
+    let nope = json!({"$eq": [get("inputs.nope"), lit(json!("x"))]});
+    assert_eq!(matching(&app, json!({"$or": [n_big, nope]})).await, ["c2", "c4"]);
+    assert_eq!(
+        matching(&app, json!({"$not": [{"$or": [{"$gt": [get("inputs.n"), lit(json!(100))]}, nope]}]})).await,
+        Vec::<String>::new()
+    );
+    // `$contains` with "" matches every call, a missing path included (Weave reads it as "").
+    let contains = |path: &str, substr: &str| json!({"$contains": {"input": get(path), "substr": lit(json!(substr))}});
+    assert_eq!(matching(&app, contains("inputs.nope", "")).await.len(), 6);
+    assert_eq!(matching(&app, contains("inputs.nope", "x")).await, Vec::<String>::new());
+    assert_eq!(matching(&app, json!({"$not": [contains("inputs.nope", "x")]})).await.len(), 6);
     assert_eq!(matching(&app, json!({"$eq": [get("inputs.text"), lit(json!(null))]})).await, ["c3", "c4", "c5", "c6"]);
     assert_eq!(matching(&app, json!({"$eq": [get("inputs.s"), lit(json!(null))]})).await, ["c4", "c5", "c6"]); // JSON null too
     assert_eq!(

@@ -16,7 +16,7 @@ async fn seeded(pool: PgPool) -> TestApp {
                 start(
                     "root",
                     at,
-                    json!({"op_name": op("pipeline", "v1"), "thread_id": "th1", "turn_id": "tu1", "wb_run_id": "run1",
+                    json!({"op_name": op("pipeline", "v1"), "thread_id": "th1", "turn_id": "tu1", "wb_run_id": "acme/app/run1",
             "inputs": {"doc": {"nested": ["weave:///acme/app/object/doc:d1"]}}}),
                 ),
                 Some(end("root", at, json!({"output": "weave:///acme/app/object/answer:a1"}))),
@@ -38,7 +38,7 @@ async fn seeded(pool: PgPool) -> TestApp {
                 ),
                 None,
             ),
-            (start("other", at, json!({"trace_id": "t2", "op_name": "plain-op", "wb_run_id": "run2"})), None),
+            (start("other", at, json!({"trace_id": "t2", "op_name": "plain-op", "wb_run_id": "acme/app/run2"})), None),
         ],
     )
     .await;
@@ -79,7 +79,9 @@ async fn id_lists_match_their_columns_and_null_never_matches(pool: PgPool) {
     assert_eq!(count(&app, json!({"turn_ids": ["tu2"]})).await, 1);
     assert_eq!(count(&app, json!({"wb_user_ids": ["alice"]})).await, 4);
     assert_eq!(count(&app, json!({"wb_user_ids": ["bob"]})).await, 0);
-    assert_eq!(count(&app, json!({"wb_run_ids": ["run1", "run2"]})).await, 2);
+    // Bare run ids are qualified with the project, as the SDK stores them.
+    assert_eq!(count(&app, json!({"wb_run_ids": ["run1", "acme/app/run2"]})).await, 2);
+    assert_eq!(count(&app, json!({"wb_run_ids": ["other/app/run1"]})).await, 0);
     assert_eq!(count(&app, json!({"trace_roots_only": true})).await, 2);
     assert_eq!(count(&app, json!({"trace_roots_only": false})).await, 4);
 }

@@ -61,7 +61,7 @@ async fn sort_by_accepts_columns_computed_fields_and_json_paths(pool: PgPool) {
     let by = |field: &str, direction: &str| json!({"sort_by": [{"field": field, "direction": direction}]});
     assert_eq!(ids(&app, by("op_name", "asc")).await, ["B", "c", "a"]);
     assert_eq!(ids(&app, by("started_at", "desc")).await, ["B", "a", "c"]);
-    assert_eq!(ids(&app, by("summary.weave.latency_ms", "desc")).await, ["c", "a", "B"]); // running (null) first in desc
+    assert_eq!(ids(&app, by("summary.weave.latency_ms", "desc")).await, ["a", "B", "c"]); // running (null) last, as in Weave
     assert_eq!(ids(&app, by("summary.weave.status", "asc")).await, ["B", "c", "a"]); // error, running, success
     assert_eq!(ids(&app, by("summary.weave.trace_name", "asc")).await, ["c", "B", "a"]); // Custom, alpha, zeta
     assert_eq!(ids(&app, by("inputs.n", "desc")).await, ["B", "a", "c"]); // numbers compare as numbers
@@ -80,13 +80,32 @@ async fn limit_and_offset_page_through_the_order(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn columns_keep_the_asked_fields_and_the_identifying_ones(pool: PgPool) {
+async fn columns_fill_the_asked_fields_and_keep_every_key_with_empty_values(pool: PgPool) {
     let app = seeded(pool).await;
-    let calls = query(&app, json!({"columns": ["summary.weave.status", "inputs"], "limit": 1})).await;
-    let mut keys: Vec<&str> = calls[0].as_object().unwrap().keys().map(String::as_str).collect();
-    keys.sort();
-    assert_eq!(keys, ["id", "inputs", "op_name", "project_id", "started_at", "summary", "trace_id"]);
-    assert_eq!(calls[0]["summary"]["weave"]["status"], "running");
+    let all = query(&app, json!({"limit": 1})).await;
+    let every: Vec<&String> = all[0].as_object().unwrap().keys().collect();
+    // Every key the SDK's Call model reads is there; the fields not asked for are empty.
+    let calls = query(&app, json!({"columns": ["output_dump"], "limit": 1})).await;
+    let call = calls[0].as_object().unwrap();
+    assert_eq!(call.keys().collect::<Vec<_>>(), every);
+    assert_eq!((call["attributes"].clone(), call["inputs"].clone()), (json!({}), json!({})));
+    assert_eq!(
+        (call["exception"].clone(), call["ended_at"].clone(), call["display_name"].clone()),
+        (Value::Null, Value::Null, Value::Null)
+    );
+    assert_eq!(call["output"], all[0]["output"], "output_dump names output");
+    assert_eq!(call["summary"], json!({"weave": all[0]["summary"]["weave"]}), "only the computed summary");
+    for field in ["id", "project_id", "trace_id", "op_name", "started_at"] {
+        assert_eq!(call[field], all[0][field], "{field} is always filled");
+    }
+    // A dotted name selects its field whole; `summary` brings what its status needs.
+    let calls = query(&app, json!({"columns": ["summary.weave.status", "inputs.n"], "limit": 1})).await;
+    assert_eq!(calls[0]["inputs"], all[0]["inputs"]);
+    assert_eq!(calls[0]["summary"], all[0]["summary"]);
+    assert_eq!(calls[0]["display_name"], all[0]["display_name"]);
+    // include_costs fills summary.weave.costs whatever the columns.
+    let costed = query(&app, json!({"columns": ["id"], "include_costs": true, "limit": 1})).await;
+    assert_eq!(costed[0]["summary"]["weave"]["status"], all[0]["summary"]["weave"]["status"]);
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -108,4 +127,18 @@ async fn unknown_sort_fields_are_refused_with_400(pool: PgPool) {
         }
     }
     assert_eq!(app.count_rows("calls").await, 4);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn sorting_by_a_json_path_puts_numbers_before_strings_and_missing_last_both_ways(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let values = [("n10", json!(10)), ("n2", json!(2)), ("sb", json!("b")), ("sa", json!("a")), ("null", Value::Null)];
+    let mut calls: Vec<(Value, Option<Value>)> =
+        values.iter().map(|(id, v)| (start(id, "2025-01-15T11:00:00Z", json!({"inputs": {"v": v}})), None)).collect();
+    calls.push((start("missing", "2025-01-15T11:00:00Z", json!({})), None));
+    ingest(&app, calls).await;
+    let by = |direction: &str| json!({"sort_by": [{"field": "inputs.v", "direction": direction}]});
+    // Null and missing tie last, ordered by start then id.
+    assert_eq!(ids(&app, by("asc")).await, ["n2", "n10", "sa", "sb", "missing", "null"]);
+    assert_eq!(ids(&app, by("desc")).await, ["n10", "n2", "sb", "sa", "missing", "null"]);
 }

@@ -429,7 +429,7 @@ async fn every_filter_field_narrows_the_counted_calls(pool: PgPool) {
                 start(
                     "root",
                     at,
-                    json!({"op_name": op("root"), "thread_id": "th", "turn_id": "tu", "wb_run_id": "r",
+                    json!({"op_name": op("root"), "thread_id": "th", "turn_id": "tu", "wb_run_id": "acme/app/r",
             "inputs": {"a": "weave:///acme/app/object/in:1"}}),
                 ),
                 Some(end(

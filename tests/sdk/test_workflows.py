@@ -154,3 +154,16 @@ def test_calls_and_feedback_read_back_and_deleted_calls_disappear_with_their_chi
         {"$getField": "weave_ref"}, {"$literal": f"weave:///acme/app/call/{ids['kept']}"}]}}}).json()["result"]
     assert sorted(f["feedback_type"] for f in stored) == ["custom_score", "wandb.note.1", "wandb.reaction.1"]
     assert all(f["wb_user_id"] == "admin" for f in stored)
+
+
+def test_renames_column_subsets_and_costs_read_through_the_sdk_as_weave_answers(server, run_workflow):
+    out, _, answered = run_workflow("w6_parity")
+    assert_no_errors(answered)
+    assert out["display_names"] == {out["named"]: "named right away", out["cleared"]: None}
+    for call in out["selected"]:
+        assert call["inputs"] == {} and call["attributes"] == {}
+        assert call["output"]["model"] == "gpt-4o-2024-08-06"
+    cost = out["costs"]["gpt-4o-2024-08-06"]
+    assert (cost["prompt_tokens"], cost["completion_tokens"], cost["pricing_level"]) == (1000, 100, "default")
+    assert abs(cost["prompt_tokens_total_cost"] - 1000 * cost["prompt_token_cost"]) < 1e-12
+    assert cost["created_by"] and cost["created_at"]
