@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 /// Result alias for handlers and the layers below them.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// Most details one 422 lists.
+pub const MAX_DETAILS: usize = 100;
+
 /// The cause behind a 500 or 503, kept for the log.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -123,7 +126,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = match &self {
-            Self::Validation(detail) => json!({ "detail": detail }),
+            // A few details say what is wrong; thousands would only make a huge answer.
+            Self::Validation(detail) => json!({ "detail": &detail[..detail.len().min(MAX_DETAILS)] }),
             Self::Deleted { reason, deleted_at } => json!({ "reason": reason, "deleted_at": deleted_at }),
             Self::Unavailable(cause) => {
                 tracing::warn!(cause = %chain(cause.as_ref()), "database unavailable");

@@ -1,6 +1,7 @@
 //! Calls: the two halves a client writes, the record a client reads, and the computed fields
 //! of `summary.weave` (API.md §2, §7.3).
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
@@ -15,6 +16,10 @@ pub const MAX_OP_NAME_BYTES: usize = 1024;
 pub const MAX_REF_BYTES: usize = 1024;
 /// The prefix of a Weave ref.
 pub const REF_PREFIX: &str = "weave:///";
+
+/// Free-form JSON as the client sent it (inputs, output, attributes): kept as text from the
+/// body to the database, never built into a tree, so a large batch costs little memory.
+pub type RawJson = Box<RawValue>;
 
 /// The start half of a call (`StartedCallSchemaForInsert`).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -38,10 +43,12 @@ pub struct StartedCall {
     #[serde(default, deserialize_with = "optional_id")]
     pub turn_id: Option<String>,
     pub started_at: Timestamp,
+    #[serde(deserialize_with = "raw_object")]
     #[schema(value_type = Object)]
-    pub attributes: Map<String, Value>,
+    pub attributes: RawJson,
+    #[serde(deserialize_with = "raw_object")]
     #[schema(value_type = Object)]
-    pub inputs: Map<String, Value>,
+    pub inputs: RawJson,
     /// Ignored: the server writes the API key's user.
     #[serde(default)]
     pub wb_user_id: Option<String>,
@@ -49,9 +56,9 @@ pub struct StartedCall {
     pub wb_run_id: Option<String>,
     #[serde(default)]
     pub wb_run_step: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_raw_object")]
     #[schema(value_type = Option<Object>)]
-    pub otel_dump: Option<Map<String, Value>>,
+    pub otel_dump: Option<RawJson>,
 }
 
 /// The end half of a call (`EndedCallSchemaForInsert`).
@@ -63,13 +70,14 @@ pub struct EndedCall {
     pub id: String,
     pub ended_at: Timestamp,
     /// Written as given; `summary.usage` is normalised into usage rows (API.md §3).
+    #[serde(deserialize_with = "summary")]
     #[schema(value_type = Object)]
     pub summary: Map<String, Value>,
     #[serde(default)]
     pub exception: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub output: Option<Value>,
+    pub output: Option<RawJson>,
     /// Accepted and ignored: the start's value is the call's.
     #[serde(default)]
     pub started_at: Option<Timestamp>,
@@ -104,13 +112,16 @@ pub struct CompletedCall {
     pub turn_id: Option<String>,
     pub started_at: Timestamp,
     pub ended_at: Timestamp,
+    #[serde(deserialize_with = "raw_object")]
     #[schema(value_type = Object)]
-    pub attributes: Map<String, Value>,
+    pub attributes: RawJson,
+    #[serde(deserialize_with = "raw_object")]
     #[schema(value_type = Object)]
-    pub inputs: Map<String, Value>,
+    pub inputs: RawJson,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub output: Option<Value>,
+    pub output: Option<RawJson>,
+    #[serde(deserialize_with = "summary")]
     #[schema(value_type = Object)]
     pub summary: Map<String, Value>,
     #[serde(default)]
@@ -124,9 +135,9 @@ pub struct CompletedCall {
     pub wb_run_step: Option<i64>,
     #[serde(default)]
     pub wb_run_step_end: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_raw_object")]
     #[schema(value_type = Option<Object>)]
-    pub otel_dump: Option<Map<String, Value>>,
+    pub otel_dump: Option<RawJson>,
 }
 
 impl CompletedCall {
@@ -165,7 +176,32 @@ impl CompletedCall {
     }
 }
 
-fn check_len<E: serde::de::Error>(text: &str, max: usize) -> Result<(), E> {
+/// Raw JSON text of a value known to be valid JSON (`{}` and `null` as defaults).
+pub fn raw_json(text: &str) -> RawJson {
+    RawValue::from_string(text.to_string())
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
+}
+
+/// Free-form JSON that must be an object.
+fn raw_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RawJson, D::Error> {
+    let raw = RawJson::deserialize(d)?;
+    if !raw.get().trim_start().starts_with('{') {
+        return Err(de_error("dict_type", "Input should be a valid dictionary"));
+    }
+    Ok(raw)
+}
+
+fn optional_raw_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RawJson>, D::Error> {
+    let raw = Option::<RawJson>::deserialize(d)?;
+    match &raw {
+        Some(raw) if !raw.get().trim_start().starts_with('{') => {
+            Err(de_error("dict_type", "Input should be a valid dictionary"))
+        }
+        _ => Ok(raw),
+    }
+}
+
+pub(crate) fn check_len<E: serde::de::Error>(text: &str, max: usize) -> Result<(), E> {
     if text.len() > max {
         return Err(de_error("string_too_long", format_args!("String should have at most {max} bytes")));
     }
@@ -186,10 +222,60 @@ pub(crate) fn optional_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Opti
     Ok(text)
 }
 
-fn op_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// A summary whose usage names models in at most [`MAX_OP_NAME_BYTES`] bytes (they are
+/// indexed, as usage rows).
+fn summary<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
+    let summary = Map::deserialize(d)?;
+    if let Some(Value::Object(usage)) = summary.get("usage") {
+        if usage.keys().any(|model| model.len() > MAX_OP_NAME_BYTES) {
+            return Err(de_error(
+                "string_too_long",
+                format_args!("Model names in summary.usage should have at most {MAX_OP_NAME_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(summary)
+}
+
+pub(crate) fn op_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let text = String::deserialize(d)?;
     check_len(&text, MAX_OP_NAME_BYTES)?;
     Ok(text)
+}
+
+/// The refs (string values starting `weave:///`) anywhere in a JSON text, sorted and unique.
+/// Reads the text without building it into a tree: a string that starts with the prefix and is
+/// not an object key.
+pub fn find_refs_in_text(text: &str) -> Vec<String> {
+    const NEEDLE: &str = "\"weave:///";
+    let bytes = text.as_bytes();
+    let mut refs = Vec::new();
+    let mut at = 0;
+    while let Some(found) = text.get(at..).and_then(|rest| rest.find(NEEDLE)).map(|i| at + i) {
+        at = found + NEEDLE.len();
+        // A quote after an odd run of backslashes is inside another string.
+        let backslashes = bytes[..found].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 1 {
+            continue;
+        }
+        // The string's end: the next quote not escaped.
+        let mut end = at;
+        while end < bytes.len() && bytes[end] != b'"' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        let Some(literal) = text.get(found..=end) else { break };
+        at = end + 1;
+        // An object key is followed by a colon.
+        let is_key = text.get(at..).is_some_and(|rest| rest.trim_start().starts_with(':'));
+        if let (false, Ok(value)) = (is_key, serde_json::from_str::<String>(literal)) {
+            if value.len() <= MAX_REF_BYTES {
+                refs.push(value);
+            }
+        }
+    }
+    refs.sort();
+    refs.dedup();
+    refs
 }
 
 /// The refs (strings starting `weave:///`) anywhere in a JSON value, sorted and unique.
@@ -225,12 +311,13 @@ pub struct Call {
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub exception: Option<String>,
+    /// As stored, written out as JSON text (never parsed here).
     #[schema(value_type = Object)]
-    pub attributes: Value,
+    pub attributes: RawJson,
     #[schema(value_type = Object)]
-    pub inputs: Value,
+    pub inputs: RawJson,
     #[schema(value_type = Option<Object>)]
-    pub output: Value,
+    pub output: RawJson,
     /// The stored summary plus the computed `summary.weave` fields.
     #[schema(value_type = Option<Object>)]
     pub summary: Value,
@@ -339,6 +426,20 @@ mod tests {
         assert_eq!(trace_name(Some(""), "weave:///e/p/op/f:abc"), "f");
         assert_eq!(trace_name(None, "weave:///e/p/object/f:abc"), "weave:///e/p/object/f:abc");
         assert_eq!(trace_name(None, "plain"), "plain");
+    }
+
+    #[test]
+    fn refs_are_found_in_text_as_in_the_value_and_keys_and_embedded_quotes_are_not_refs() {
+        let text = r#"{"a": "weave:///e/p/object/x:1", "weave:///e/p/key:0": 1,
+            "b": [{"c": "weave:///e/p/object/x:1"}, "weave:///e/p/op/y:2", "say \"weave:///e/p/q:3\" here"],
+            "d": "nope", "e": "weave:///e/p/object/\u00e9:4", "f": "ends\\", "g": "weave:///e/p/z:5"}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(find_refs_in_text(text), find_refs([&value]));
+        assert_eq!(
+            find_refs_in_text(text),
+            ["weave:///e/p/object/x:1", "weave:///e/p/object/é:4", "weave:///e/p/op/y:2", "weave:///e/p/z:5"]
+        );
+        assert!(find_refs_in_text(r#"{"unterminated": "weave:///e/p/x"#).is_empty());
     }
 
     #[test]

@@ -73,6 +73,28 @@ impl fmt::Display for ParseError {
 
 /// Deepest nesting accepted (deeper expressions are refused, not run).
 pub const MAX_DEPTH: usize = 64;
+/// Most JSON values an expression may hold (each becomes SQL and bound values).
+pub const MAX_VALUES: usize = 4000;
+/// Most operands of one `$in`.
+pub const MAX_IN_LIST: usize = 1000;
+
+/// How many JSON values `value` holds, counting up to `limit + 1` at most.
+fn values_in(value: &Value, limit: usize) -> usize {
+    let mut count = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        count += 1;
+        if count > limit {
+            break;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    count
+}
 
 impl<'de> Deserialize<'de> for Query {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -82,6 +104,12 @@ impl<'de> Deserialize<'de> for Query {
         };
         if map.len() != 1 || !map.contains_key("$expr") {
             return Err(de_error("value_error", "Value error, a query is {\"$expr\": operation}"));
+        }
+        if values_in(&map["$expr"], MAX_VALUES) > MAX_VALUES {
+            return Err(de_error(
+                "value_error",
+                format_args!("Value error, an expression holds at most {MAX_VALUES} values"),
+            ));
         }
         parse_operation(&map["$expr"], &mut Vec::new())
             .map(|expr| Query { expr })
@@ -154,6 +182,9 @@ fn parse_operation(value: &Value, path: &mut Vec<String>) -> Result<Operation, P
             _ => fail(path, "expected a list of two operands"),
         },
         "$in" => match body.as_array().map(Vec::as_slice) {
+            Some([_, Value::Array(list)]) if list.len() > MAX_IN_LIST => {
+                fail(path, format!("$in takes at most {MAX_IN_LIST} operands"))
+            }
             Some([a, Value::Array(list)]) => {
                 let a = with_index(path, 0, |p| parse_operand(a, p))?;
                 let list = list

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::call::{find_refs, EndedCall, StartedCall};
+use super::call::{find_refs_in_text, EndedCall, RawJson, StartedCall};
 use super::usage::{usage_rows, UsageRow};
 
 /// One half of a call, as a batch carries it.
@@ -46,9 +46,9 @@ pub struct StartRow {
     pub op_name: String,
     pub display_name: Option<String>,
     pub started_at: DateTime<Utc>,
-    pub attributes: Value,
-    pub inputs: Value,
-    pub otel_dump: Option<Value>,
+    pub attributes: RawJson,
+    pub inputs: RawJson,
+    pub otel_dump: Option<RawJson>,
     pub wb_user_id: String,
     pub wb_run_id: Option<String>,
     pub wb_run_step: Option<i64>,
@@ -63,7 +63,7 @@ pub struct EndRow {
     pub trace_id: Option<String>,
     pub ended_at: DateTime<Utc>,
     pub exception: Option<String>,
-    pub output: Option<Value>,
+    pub output: Option<RawJson>,
     pub summary: Value,
     pub wb_run_step_end: Option<i64>,
     pub output_refs: Vec<String>,
@@ -164,9 +164,8 @@ fn start_row(
             })
             .unwrap_or_else(new_id)
     });
-    let inputs = Value::Object(start.inputs);
     StartRow {
-        input_refs: find_refs([&inputs]),
+        input_refs: find_refs_in_text(start.inputs.get()),
         id: start.id.unwrap_or_else(new_id),
         project_id: project,
         trace_id,
@@ -176,9 +175,9 @@ fn start_row(
         op_name: start.op_name,
         display_name: start.display_name.filter(|name| !name.is_empty()),
         started_at: start.started_at.0,
-        attributes: Value::Object(start.attributes),
-        inputs,
-        otel_dump: start.otel_dump.map(Value::Object),
+        attributes: start.attributes,
+        inputs: start.inputs,
+        otel_dump: start.otel_dump,
         wb_user_id: user.to_string(),
         wb_run_id: start.wb_run_id,
         wb_run_step: start.wb_run_step,
@@ -187,11 +186,11 @@ fn start_row(
 
 fn end_row(end: EndedCall) -> EndRow {
     let summary = Value::Object(end.summary);
-    let output = end.output.filter(|o| !o.is_null());
+    let output = end.output.filter(|o| o.get().trim() != "null");
     EndRow {
         project_id: end.project_id.as_str().to_string(),
         usage: usage_rows(Some(&summary)),
-        output_refs: find_refs(output.as_ref()),
+        output_refs: output.as_ref().map(|o| find_refs_in_text(o.get())).unwrap_or_default(),
         id: end.id,
         trace_id: end.trace_id,
         ended_at: end.ended_at.0,

@@ -10,7 +10,13 @@ use super::de_error;
 pub struct ProjectId(String);
 
 impl ProjectId {
+    /// Longest project id, in bytes (it is indexed with every row).
+    pub const MAX_BYTES: usize = 256;
+
     pub fn parse(text: &str) -> Option<Self> {
+        if text.len() > Self::MAX_BYTES {
+            return None;
+        }
         let (entity, project) = text.split_once('/')?;
         (!entity.is_empty() && !project.is_empty() && !project.contains('/')).then(|| Self(text.to_string()))
     }
@@ -34,7 +40,14 @@ impl<'de> Deserialize<'de> for ProjectId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         ProjectId::parse(&text).ok_or_else(|| {
-            de_error("value_error", format_args!("Value error, project_id must be 'entity/project', got {text:?}"))
+            de_error(
+                "value_error",
+                format_args!(
+                    "Value error, project_id must be 'entity/project' (at most {} bytes), got {:?}",
+                    ProjectId::MAX_BYTES,
+                    text.chars().take(300).collect::<String>()
+                ),
+            )
         })
     }
 }

@@ -19,7 +19,10 @@ use crate::store::filter::Selection;
 /// form encoding) and reports problems in the FastAPI shape with a `loc` into the body.
 pub struct AppJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+/// Bodies larger than this are parsed on a blocking thread, off the async workers.
+const PARSE_INLINE_BYTES: usize = 256 * 1024;
+
+impl<S: Send + Sync, T: DeserializeOwned + Send + 'static> FromRequest<S> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -30,7 +33,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
                 ApiError::BadRequest(rejection.body_text())
             }
         })?;
-        super::json::parse_body(&bytes).map(AppJson)
+        if bytes.len() <= PARSE_INLINE_BYTES {
+            return super::json::parse_body(&bytes).map(AppJson);
+        }
+        tokio::task::spawn_blocking(move || super::json::parse_body(&bytes))
+            .await
+            .map_err(|e| ApiError::internal(format!("body parsing stopped: {e}")))?
+            .map(AppJson)
     }
 }
 
@@ -77,6 +86,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Several credentials are ambiguous: refuse rather than pick one.
+        if parts.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+            return Err(ApiError::BadRequest("Send one Authorization header".into()));
+        }
         let secret = parts
             .headers
             .get(header::AUTHORIZATION)

@@ -34,15 +34,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct FeedbackCreateReq {
     pub project_id: ProjectId,
-    /// What the feedback is about: `weave:///entity/project/call/<id>` for a call.
+    /// What the feedback is about: `weave:///entity/project/call/<id>` for a call (≤ 1024 bytes).
+    #[serde(deserialize_with = "crate::domain::call::op_name")]
     pub weave_ref: String,
     /// `wandb.reaction.1` (`{"emoji"}`), `wandb.note.1` (`{"note"}`), `wandb.runnable.<name>`
-    /// (`{"output"}`, a scorer's result), or any other type with any payload.
+    /// (`{"output"}`, a scorer's result), or any other type with any payload (≤ 1024 bytes).
+    #[serde(deserialize_with = "crate::domain::call::op_name")]
     pub feedback_type: String,
     #[schema(value_type = Object)]
     pub payload: Map<String, Value>,
-    /// Chosen by the client (the SDK's batches name theirs), else generated.
-    #[serde(default)]
+    /// Chosen by the client (the SDK's batches name theirs), else generated (≤ 512 bytes).
+    #[serde(default, deserialize_with = "crate::domain::call::optional_id")]
     pub id: Option<String>,
     #[serde(default)]
     pub creator: Option<String>,
@@ -107,9 +109,6 @@ pub struct FeedbackCreateRes {
     pub payload: Value,
 }
 
-/// Longest feedback id, in bytes.
-const MAX_ID_BYTES: usize = 512;
-
 impl FeedbackCreateReq {
     /// The row to store, with the payload checked and completed (400 when it does not fit its
     /// type).
@@ -120,8 +119,8 @@ impl FeedbackCreateReq {
         if self.feedback_type.starts_with("wandb.runnable") && self.runnable_ref.is_none() {
             return Err(ApiError::BadRequest("runnable_ref is required for runnable feedback".into()));
         }
-        if self.id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_ID_BYTES) {
-            return Err(ApiError::BadRequest(format!("a feedback id is 1 to {MAX_ID_BYTES} bytes")));
+        if self.id.as_ref().is_some_and(String::is_empty) {
+            return Err(ApiError::BadRequest("a feedback id may not be empty".into()));
         }
         let extra: Map<String, Value> = [
             ("scorer_tags", self.scorer_tags),

@@ -13,6 +13,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
@@ -171,8 +172,28 @@ pub fn app(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unfit_request_id))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        // Answers are data, not pages: no sniffing, no framing, no caching of tenant data.
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .with_state(state)
+}
+
+/// Longest client-sent request id kept (it is echoed and logged on every line).
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Drop a client's request id that is too long or not plain text, so a fresh one is made.
+async fn drop_unfit_request_id(mut request: Request) -> Request {
+    let unfit = request
+        .headers()
+        .get(&REQUEST_ID)
+        .is_some_and(|id| id.len() > MAX_REQUEST_ID_BYTES || !id.as_bytes().iter().all(|b| b.is_ascii_graphic()));
+    if unfit {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
 }
 
 /// Count every answered request by its route template (never the raw path, which would let

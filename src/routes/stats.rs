@@ -102,8 +102,26 @@ async fn call_stats(
     AppJson(req): AppJson<CallStatsReq>,
 ) -> Result<Json<CallStatsRes>> {
     caller.authorize(&req.project_id)?;
-    let plan = validate(&req, state.settings.max_stats_range)?;
+    let _heavy = state.heavy.enter(&caller.0.key_id).await?;
+    let limits = &state.settings.limits;
+    let plan = validate(&req, state.settings.max_stats_range, limits.stats_max_percentiles)?;
     let grid = BucketGrid::new(plan.start, plan.end, plan.granularity, plan.tz);
+    // The answer's size is known but for the number of models: refuse what cannot fit, and
+    // stop a usage answer that outgrows the limit as models turn up.
+    let keys = |specs: &mut dyn Iterator<Item = &MetricSpec>| {
+        specs.map(|m| m.aggregations.len() + m.percentiles.len()).sum::<usize>()
+    };
+    let call_values = if plan.call_metrics.is_empty() {
+        0
+    } else {
+        grid.len() * (2 + keys(&mut plan.call_metrics.iter().map(|(_, s)| s)))
+    };
+    let per_model = grid.len() * (4 + keys(&mut plan.usage_metrics.iter().map(|(_, s)| s)));
+    let asked = call_values + if plan.usage_metrics.is_empty() { 0 } else { per_model };
+    if asked > limits.stats_max_values {
+        return Err(too_big(asked, limits.stats_max_values));
+    }
+    let max_models = (limits.stats_max_values - call_values) / per_model.max(1);
     let selection = selection(&req.project_id, req.filter, req.query.as_ref())?;
     let project = req.project_id.as_str();
     let db = &state.db;
@@ -149,9 +167,12 @@ async fn call_stats(
         Ok::<_, ApiError>(if wants_calls { tally.render() } else { Vec::new() })
     };
     let usage = async {
-        let mut tally = UsageTally::new(&grid, &plan.usage_metrics, book.as_ref());
+        let mut tally = UsageTally::new(&grid, &plan.usage_metrics, book.as_ref(), max_models);
         if wants_usage {
             stats_store::tally_usage(db, project, &usage_plan, &slot_filter, &selection, &mut tally).await?;
+        }
+        if tally.models_refused() {
+            return Err(too_big(call_values + per_model * (max_models + 1), limits.stats_max_values));
         }
         Ok::<_, ApiError>(if wants_usage { tally.render() } else { Vec::new() })
     };
@@ -168,6 +189,14 @@ async fn call_stats(
     }))
 }
 
+/// The 413 of an answer over the values limit.
+fn too_big(values: usize, limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the answer would hold more than {limit} values ({values}: buckets × keys × models); \
+         ask for a larger granularity, a shorter window, fewer metrics or percentiles"
+    ))
+}
+
 /// How a read plan gets its rows, for the log.
 fn path_name(plan: &ReadPlan) -> &'static str {
     match (plan.slots.is_empty(), plan.raw.is_empty()) {
@@ -178,7 +207,7 @@ fn path_name(plan: &ReadPlan) -> &'static str {
 }
 
 /// Check everything API.md §4.1 asks of a request, reporting every problem found.
-fn validate(req: &CallStatsReq, max_range: chrono::Duration) -> Result<Plan> {
+fn validate(req: &CallStatsReq, max_range: chrono::Duration, max_percentiles: usize) -> Result<Plan> {
     let mut problems = Vec::new();
     let start = req.start.0;
     let end = req.end.map_or_else(|| Timestamp::now().0, |t| t.0);
@@ -209,12 +238,14 @@ fn validate(req: &CallStatsReq, max_range: chrono::Duration) -> Result<Plan> {
         req.call_metrics.as_deref().unwrap_or_default(),
         &mut problems,
         CallMetric::describe,
+        max_percentiles,
     );
     let usage_metrics = metric_specs(
         "usage_metrics",
         req.usage_metrics.as_deref().unwrap_or_default(),
         &mut problems,
         UsageMetric::describe,
+        max_percentiles,
     );
     match tz {
         Some(tz) if problems.is_empty() => Ok(Plan {
@@ -235,6 +266,7 @@ fn metric_specs<M: Copy + Eq + std::hash::Hash>(
     requested: &[MetricReq<M>],
     problems: &mut Vec<ValidationDetail>,
     describe: impl Fn(M) -> (&'static str, ValueKind),
+    max_percentiles: usize,
 ) -> Vec<(M, MetricSpec)> {
     let mut seen_metrics = HashSet::new();
     let mut specs = Vec::new();
@@ -253,8 +285,17 @@ fn metric_specs<M: Copy + Eq + std::hash::Hash>(
                 json!(name),
             ));
         }
-        let percentiles = req.percentiles.clone().unwrap_or_default();
-        let mut seen_percentiles: Vec<f64> = Vec::new();
+        let mut percentiles = req.percentiles.clone().unwrap_or_default();
+        if percentiles.len() > max_percentiles {
+            problems.push(ValidationDetail::new(
+                "too_long",
+                loc(&[json!("percentiles")]),
+                format!("List should have at most {max_percentiles} items after validation, not {}", percentiles.len()),
+                Value::Null,
+            ));
+            percentiles.truncate(max_percentiles);
+        }
+        let mut seen_percentiles: HashSet<u64> = HashSet::new();
         for (i, &p) in percentiles.iter().enumerate() {
             if !(0.0..=100.0).contains(&p) {
                 problems.push(ValidationDetail::new(
@@ -263,7 +304,7 @@ fn metric_specs<M: Copy + Eq + std::hash::Hash>(
                     "Value error, percentiles must be between 0 and 100",
                     json!(p),
                 ));
-            } else if seen_percentiles.contains(&p) {
+            } else if !seen_percentiles.insert((p + 0.0).to_bits()) {
                 problems.push(ValidationDetail::new(
                     "value_error",
                     loc(&[json!("percentiles"), json!(i)]),
@@ -271,7 +312,6 @@ fn metric_specs<M: Copy + Eq + std::hash::Hash>(
                     json!(p),
                 ));
             }
-            seen_percentiles.push(p);
         }
         let mut aggregations = req.aggregations.clone().unwrap_or_else(|| vec![Aggregation::Sum]);
         let mut seen_aggregations = HashSet::new();

@@ -13,7 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{check_paging, selection, AppJson, Caller};
 use super::shared::SortBy;
-use crate::domain::call::Call;
+use crate::domain::call::{raw_json, Call};
 use crate::domain::costs::{self, PriceBook};
 use crate::domain::expr::{FieldRef, Query};
 use crate::domain::filter::CallsFilter;
@@ -96,23 +96,46 @@ fn selected_fields(columns: &[String]) -> HashSet<String> {
 /// A call with only the selected fields filled: the others keep their keys, as the SDK's
 /// `Call` model wants them, with empty values (`{}` for attributes and inputs, null else) and,
 /// for the summary, just its computed `weave` part.
-fn shape(call: Value, keep: &HashSet<String>) -> Value {
-    let Value::Object(mut map) = call else { return call };
-    for (key, value) in map.iter_mut() {
-        if keep.contains(key) {
-            continue;
-        }
-        *value = match key.as_str() {
-            "attributes" | "inputs" => Value::Object(Default::default()),
-            "summary" => {
-                let weave =
-                    value.get_mut("weave").map(Value::take).unwrap_or_else(|| Value::Object(Default::default()));
-                serde_json::json!({ "weave": weave })
-            }
-            _ => Value::Null,
-        };
+fn shape(mut call: Call, keep: &HashSet<String>) -> Call {
+    let drop = |field: &str| !keep.contains(field);
+    if drop("attributes") {
+        call.attributes = raw_json("{}");
     }
-    Value::Object(map)
+    if drop("inputs") {
+        call.inputs = raw_json("{}");
+    }
+    if drop("output") {
+        call.output = raw_json("null");
+    }
+    if drop("summary") {
+        let weave = call.summary.get_mut("weave").map(Value::take).unwrap_or_else(|| Value::Object(Default::default()));
+        call.summary = serde_json::json!({ "weave": weave });
+    }
+    let clear = |value: &mut Option<String>, field: &str| {
+        if drop(field) {
+            *value = None;
+        }
+    };
+    clear(&mut call.display_name, "display_name");
+    clear(&mut call.parent_id, "parent_id");
+    clear(&mut call.thread_id, "thread_id");
+    clear(&mut call.turn_id, "turn_id");
+    clear(&mut call.exception, "exception");
+    clear(&mut call.wb_user_id, "wb_user_id");
+    clear(&mut call.wb_run_id, "wb_run_id");
+    if drop("ended_at") {
+        call.ended_at = None;
+    }
+    if drop("deleted_at") {
+        call.deleted_at = None;
+    }
+    if drop("wb_run_step") {
+        call.wb_run_step = None;
+    }
+    if drop("wb_run_step_end") {
+        call.wb_run_step_end = None;
+    }
+    call
 }
 
 /// Resolve a sort field with the query language's field rules; unknown fields are a 400.
@@ -136,6 +159,8 @@ async fn stream_query(
     AppJson(req): AppJson<CallsQueryReq>,
 ) -> Result<Response> {
     caller.authorize(&req.project_id)?;
+    // Held until the last line is sent.
+    let heavy = state.heavy.enter(&caller.0.key_id).await?;
     check_paging(req.limit, req.offset)?;
     let sort = req
         .sort_by
@@ -156,17 +181,20 @@ async fn stream_query(
         Some(Err(error)) => return Err(error.into()),
         first => first,
     };
-    let lines = futures_util::stream::unfold((first, rows, keep, book), |(pending, mut rows, keep, book)| async move {
-        let item = match pending {
-            Some(item) => item,
-            None => rows.recv().await?,
-        };
-        let line = item.map(|row| render_line(row, keep.as_ref(), book.as_ref())).map_err(|error| {
-            tracing::error!(%error, "stream_query failed mid-stream");
-            ApiError::from(error)
-        });
-        Some((line, (None, rows, keep, book)))
-    });
+    let lines = futures_util::stream::unfold(
+        (first, rows, keep, book, heavy),
+        |(pending, mut rows, keep, book, heavy)| async move {
+            let item = match pending {
+                Some(item) => item,
+                None => rows.recv().await?,
+            };
+            let line = item.map(|row| render_line(row, keep.as_ref(), book.as_ref())).map_err(|error| {
+                tracing::error!(%error, "stream_query failed mid-stream");
+                ApiError::from(error)
+            });
+            Some((line, (None, rows, keep, book, heavy)))
+        },
+    );
     Ok(([(header::CONTENT_TYPE, "application/jsonl")], Body::from_stream(lines)).into_response())
 }
 
@@ -176,11 +204,10 @@ fn render_line(row: CallRow, keep: Option<&HashSet<String>>, book: Option<&Price
     if let Some(book) = book {
         call.attach_costs(costs::call_costs(&usage, started_at, book));
     }
-    let mut value = serde_json::to_value(call).unwrap_or(Value::Null);
     if let Some(keep) = keep {
-        value = shape(value, keep);
+        call = shape(call, keep);
     }
-    let mut line = serde_json::to_vec(&value).unwrap_or_default();
+    let mut line = serde_json::to_vec(&call).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }

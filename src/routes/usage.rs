@@ -100,6 +100,7 @@ async fn trace_usage(
     AppJson(req): AppJson<TraceUsageReq>,
 ) -> Result<Json<UsageRes>> {
     caller.authorize(&req.project_id)?;
+    let _heavy = state.heavy.enter(&caller.0.key_id).await?;
     check_limit(req.limit)?;
     let project = req.project_id.as_str();
     let selection = selection(&req.project_id, req.filter, req.query.as_ref())?;
@@ -119,6 +120,7 @@ async fn calls_usage(
     AppJson(req): AppJson<CallsUsageReq>,
 ) -> Result<Json<UsageRes>> {
     caller.authorize(&req.project_id)?;
+    let _heavy = state.heavy.enter(&caller.0.key_id).await?;
     check_limit(req.limit)?;
     let project = req.project_id.as_str();
     if req.call_ids.is_empty() {

@@ -204,11 +204,31 @@ pub struct UsageTally<'b> {
     /// Slots whose sums of a model passed the bigint range: their rows of those models are
     /// still to be read raw.
     overflowed: BTreeMap<DateTime<Utc>, BTreeSet<String>>,
+    /// Most models tallied (the answer's size grows with them); rows of more are refused.
+    max_models: usize,
+    refused: bool,
 }
 
 impl<'b> UsageTally<'b> {
-    pub fn new(grid: &'b BucketGrid, metrics: &'b [(UsageMetric, MetricSpec)], book: Option<&'b PriceBook>) -> Self {
-        Self { grid, metrics, book, by_model: BTreeMap::new(), overflowed: BTreeMap::new() }
+    pub fn new(
+        grid: &'b BucketGrid,
+        metrics: &'b [(UsageMetric, MetricSpec)],
+        book: Option<&'b PriceBook>,
+        max_models: usize,
+    ) -> Self {
+        Self { grid, metrics, book, by_model: BTreeMap::new(), overflowed: BTreeMap::new(), max_models, refused: false }
+    }
+
+    /// Whether rows of more models than `max_models` arrived (the answer would be too large).
+    pub fn models_refused(&self) -> bool {
+        self.refused
+    }
+
+    /// Whether `model` may be tallied: it is, or there is room for one more.
+    fn admit(&mut self, model: &str) -> bool {
+        let admitted = self.by_model.contains_key(model) || self.by_model.len() < self.max_models;
+        self.refused |= !admitted;
+        admitted
     }
 
     fn bucket(&mut self, model: &str, bucket: usize) -> &mut UsageBucket<'b> {
@@ -235,6 +255,9 @@ impl<'b> UsageTally<'b> {
     /// One usage row of a counted call that started at `started_at`.
     pub fn add_row(&mut self, started_at: DateTime<Utc>, row: &UsageRow) {
         let Some(bucket) = self.grid.bucket_of(started_at) else { return };
+        if !self.admit(&row.model) {
+            return;
+        }
         let (book, metrics) = (self.book, self.metrics);
         let c = &row.counters;
         let entry = self.bucket(&row.model, bucket);
@@ -264,6 +287,9 @@ impl<'b> UsageTally<'b> {
     /// sums, averages and counts (the plan reads raw rows for anything else).
     pub fn add_slot(&mut self, slot: &UsageSlot) {
         let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
+        if !self.admit(&slot.model) {
+            return;
+        }
         let Some(sums) = slot.sums else {
             self.overflowed.entry(slot.slot).or_default().insert(slot.model.clone());
             return;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use tokio::sync::mpsc;
@@ -34,10 +35,10 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(),
         r#"insert into calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
            select s.project_id, s.id, s.trace_id, s.parent_id, s.thread_id, s.turn_id, s.op_name, s.display_name,
-                  s.started_at, s.attributes, s.inputs, s.otel_dump, s.wb_user_id, s.wb_run_id, s.wb_run_step,
-                  array(select jsonb_array_elements_text(s.input_refs))
+                  s.started_at, s.attributes::jsonb, s.inputs::jsonb, s.otel_dump::jsonb, s.wb_user_id, s.wb_run_id,
+                  s.wb_run_step, array(select jsonb_array_elements_text(s.input_refs))
            from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                       $9::timestamptz[], $10::jsonb[], $11::jsonb[], $12::jsonb[], $13::text[], $14::text[],
+                       $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
                        $15::int8[], $16::jsonb[])
                 as s(project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                      started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
@@ -58,9 +59,9 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(),
     .bind(col(|r| Some(r.op_name.clone())))
     .bind(col(|r| r.display_name.clone()))
     .bind(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.attributes.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.inputs.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.otel_dump.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.attributes.get()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.inputs.get()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.otel_dump.as_deref().map(RawValue::get)).collect::<Vec<_>>())
     .bind(col(|r| Some(r.wb_user_id.clone())))
     .bind(col(|r| r.wb_run_id.clone()))
     .bind(rows.iter().map(|r| r.wb_run_step).collect::<Vec<_>>())
@@ -77,9 +78,9 @@ async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sql
     }
     sqlx::query(
         r#"insert into calls (project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
-           select e.project_id, e.id, e.trace_id, e.ended_at, e.exception, e.output, e.summary, e.wb_run_step_end,
+           select e.project_id, e.id, e.trace_id, e.ended_at, e.exception, e.output::jsonb, e.summary, e.wb_run_step_end,
                   array(select jsonb_array_elements_text(e.output_refs))
-           from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::jsonb[],
+           from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::jsonb[],
                        $8::int8[], $9::jsonb[])
                 as e(project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
            on conflict (project_id, id) do update set
@@ -92,7 +93,7 @@ async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sql
     .bind(rows.iter().map(|r| r.trace_id.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.ended_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.exception.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.output.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.output.as_deref().map(RawValue::get)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.summary.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.wb_run_step_end).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| Value::from(r.output_refs.clone())).collect::<Vec<_>>())
@@ -152,13 +153,13 @@ async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs,
                               ended_at, exception, output, summary, wb_run_step_end, output_refs)
            select s.project_id, s.id, s.trace_id, s.parent_id, s.thread_id, s.turn_id, s.op_name, s.display_name,
-                  s.started_at, s.attributes, s.inputs, s.otel_dump, s.wb_user_id, s.wb_run_id, s.wb_run_step,
-                  array(select jsonb_array_elements_text(s.input_refs)),
-                  s.ended_at, s.exception, s.output, s.summary, s.wb_run_step_end,
+                  s.started_at, s.attributes::jsonb, s.inputs::jsonb, s.otel_dump::jsonb, s.wb_user_id, s.wb_run_id,
+                  s.wb_run_step, array(select jsonb_array_elements_text(s.input_refs)),
+                  s.ended_at, s.exception, s.output::jsonb, s.summary, s.wb_run_step_end,
                   array(select jsonb_array_elements_text(s.output_refs))
            from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                       $9::timestamptz[], $10::jsonb[], $11::jsonb[], $12::jsonb[], $13::text[], $14::text[],
-                       $15::int8[], $16::jsonb[], $17::timestamptz[], $18::text[], $19::jsonb[], $20::jsonb[],
+                       $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                       $15::int8[], $16::jsonb[], $17::timestamptz[], $18::text[], $19::text[], $20::jsonb[],
                        $21::int8[], $22::jsonb[])
                 as s(project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                      started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs,
@@ -182,16 +183,16 @@ async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -
     .bind(starts(|r| Some(r.op_name.clone())))
     .bind(starts(|r| r.display_name.clone()))
     .bind(rows.iter().map(|(s, _)| s.started_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(s, _)| s.attributes.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(s, _)| s.inputs.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(s, _)| s.otel_dump.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(s, _)| s.attributes.get()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(s, _)| s.inputs.get()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(s, _)| s.otel_dump.as_deref().map(RawValue::get)).collect::<Vec<_>>())
     .bind(starts(|r| Some(r.wb_user_id.clone())))
     .bind(starts(|r| r.wb_run_id.clone()))
     .bind(rows.iter().map(|(s, _)| s.wb_run_step).collect::<Vec<_>>())
     .bind(rows.iter().map(|(s, _)| Value::from(s.input_refs.clone())).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.ended_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.exception.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| e.output.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.output.as_deref().map(RawValue::get)).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.summary.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.wb_run_step_end).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| Value::from(e.output_refs.clone())).collect::<Vec<_>>())
@@ -231,9 +232,10 @@ pub struct CallRow {
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub exception: Option<String>,
-    pub attributes: Option<Value>,
-    pub inputs: Option<Value>,
-    pub output: Option<Value>,
+    /// JSON text (`jsonb::text`): passed to the client without being parsed.
+    pub attributes: Option<String>,
+    pub inputs: Option<String>,
+    pub output: Option<String>,
     pub summary: Option<Value>,
     pub wb_user_id: Option<String>,
     pub wb_run_id: Option<String>,
@@ -300,9 +302,9 @@ impl From<CallRow> for Call {
             started_at: Timestamp::from(row.started_at),
             ended_at: row.ended_at.map(Timestamp::from),
             exception: row.exception,
-            attributes: row.attributes.unwrap_or_else(|| Value::Object(Default::default())),
-            inputs: row.inputs.unwrap_or_else(|| Value::Object(Default::default())),
-            output: row.output.unwrap_or(Value::Null),
+            attributes: call::raw_json(row.attributes.as_deref().unwrap_or("{}")),
+            inputs: call::raw_json(row.inputs.as_deref().unwrap_or("{}")),
+            output: call::raw_json(row.output.as_deref().unwrap_or("null")),
             summary,
             wb_user_id: row.wb_user_id,
             wb_run_id: row.wb_run_id,
@@ -315,7 +317,8 @@ impl From<CallRow> for Call {
 
 /// The columns of [`CallRow`], for the calls table aliased `c`.
 pub const CALL_COLUMNS: &str = "c.project_id, c.id, c.trace_id, c.parent_id, c.thread_id, c.turn_id, c.op_name, \
-     c.display_name, c.started_at, c.ended_at, c.exception, c.attributes, c.inputs, c.output, c.summary, \
+     c.display_name, c.started_at, c.ended_at, c.exception, c.attributes::text as attributes, c.inputs::text as inputs, \
+     c.output::text as output, c.summary, \
      c.wb_user_id, c.wb_run_id, c.wb_run_step, c.wb_run_step_end, c.deleted_at, c.latency_ms";
 
 /// A call that has started and is not deleted (with its usage rows when `with_usage`).

@@ -384,3 +384,35 @@ async fn extreme_floats_in_stored_json_read_back_exactly(pool: PgPool) {
     let read = app.ok("/feedback/query", json!({"project_id": PROJECT})).await;
     assert_eq!(read["result"][0]["payload"]["v"], floats);
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn inputs_and_outputs_pass_through_as_text_numbers_beyond_f64_included(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let body = r#"{"batch": [{"mode": "start", "req": {"start": {"project_id": "acme/app", "id": "huge", "trace_id": "t",
+        "op_name": "o", "started_at": "2025-01-15T11:00:00Z", "attributes": {}, "inputs": {"x": 1e400, "n": 123456789012345678901234567890}}}},
+        {"mode": "end", "req": {"end": {"project_id": "acme/app", "id": "huge", "ended_at": "2025-01-15T11:00:01Z", "summary": {},
+        "output": [1e-400, "weave:///acme/app/object/o:1"]}}}]}"#;
+    let reply = app.send("/call/upsert_batch", body, Some(&app.basic()), "application/json").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let read = app.post("/call/read", json!({"project_id": PROJECT, "id": "huge"})).await;
+    assert_eq!(read.status, 200);
+    assert!(read.text.contains(&format!("\"x\": 1{}", "0".repeat(400))), "{}", &read.text[..300]);
+    assert!(read.text.contains("123456789012345678901234567890"));
+    let stream = app
+        .send(
+            "/calls/stream_query",
+            json!({"project_id": PROJECT, "columns": ["inputs"]}).to_string(),
+            Some(&app.basic()),
+            "application/json",
+        )
+        .await;
+    assert_eq!(stream.status, 200);
+    assert!(stream.text.contains("123456789012345678901234567890"), "{}", stream.text);
+    let refs = app
+        .ok(
+            "/calls/query_stats",
+            json!({"project_id": PROJECT, "filter": {"output_refs": ["weave:///acme/app/object/o:1"]}}),
+        )
+        .await;
+    assert_eq!(refs["count"], 1);
+}

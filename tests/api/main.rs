@@ -10,6 +10,7 @@ mod files;
 mod filters;
 mod graphql;
 mod hostile;
+mod limits;
 mod objects;
 mod official_client;
 mod openapi;
