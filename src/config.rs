@@ -38,6 +38,13 @@ pub enum Command {
         #[arg(long, default_value = "demo/app")]
         project: String,
     },
+    /// Exit 0 when the server at `--address` answers `GET /health` with 200 (for container
+    /// health checks: no curl needed).
+    Healthcheck {
+        /// host:port of the server.
+        #[arg(long, default_value = "127.0.0.1:6345")]
+        address: String,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]

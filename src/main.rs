@@ -23,6 +23,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    if let Command::Healthcheck { address } = &command {
+        return healthcheck(address);
+    }
     // Settings first: a typo fails before anything connects.
     let settings = match &command {
         Command::Serve(serve) => Some(serve.settings()?),
@@ -39,6 +42,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{summary}");
         }
         Command::Keys { command } => manage_keys(&pool, command).await?,
+        Command::Healthcheck { .. } => unreachable!("answered before connecting"),
     }
     Ok(())
 }
@@ -83,6 +87,23 @@ async fn serve_forever(
     serve::serve(listener, routes::app(state), limits, shutdown_signal()).await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// `GET /health` on `address` over plain TCP: Ok when it answers 200.
+fn healthcheck(address: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).map_err(|e| format!("cannot reach {address}: {e}"))?;
+    let timeout = Some(Duration::from_secs(3));
+    stream.set_read_timeout(timeout).and_then(|()| stream.set_write_timeout(timeout)).map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    match answer.split(' ').nth(1) {
+        Some("200") => Ok(()),
+        status => Err(format!("{address}/health answered {}", status.unwrap_or("nothing"))),
+    }
 }
 
 /// Listen on `address` (from the setting `variable`), or say why not and what to change.

@@ -57,7 +57,7 @@ impl utoipa::PartialSchema for ProjectId {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .pattern(Some("^[^/]+/[^/]+$"))
-            .examples([serde_json::json!("my-team/my-project")])
+            .examples([serde_json::json!("demo/app")])
             .into()
     }
 }

@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"start": {"project_id": "demo/app", "id": "example-call", "trace_id": "example-trace", "op_name": "weave:///demo/app/op/example:v1", "started_at": "2025-03-10T12:00:00Z", "attributes": {}, "inputs": {"question": "hello"}}}))]
 pub struct CallStartReq {
     pub start: StartedCall,
 }
@@ -47,6 +48,7 @@ pub struct CallStartRes {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"end": {"project_id": "demo/app", "id": "example-call", "ended_at": "2025-03-10T12:00:01.5Z", "summary": {"usage": {"gpt-4o": {"prompt_tokens": 10, "completion_tokens": 5}}}, "output": "hi"}}))]
 pub struct CallEndReq {
     pub end: EndedCall,
 }
@@ -61,6 +63,7 @@ pub enum BatchItem {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"batch": [{"mode": "start", "req": {"start": {"project_id": "demo/app", "id": "example-call", "trace_id": "example-trace", "op_name": "weave:///demo/app/op/example:v1", "started_at": "2025-03-10T12:00:00Z", "attributes": {}, "inputs": {"question": "hello"}}}}, {"mode": "end", "req": {"end": {"project_id": "demo/app", "id": "example-call", "ended_at": "2025-03-10T12:00:01.5Z", "summary": {"usage": {"gpt-4o": {"prompt_tokens": 10, "completion_tokens": 5}}}, "output": "hi"}}}]}))]
 pub struct CallUpsertBatchReq {
     pub batch: Vec<BatchItem>,
 }
@@ -154,6 +157,7 @@ pub(crate) async fn ingest(state: &AppState, caller: &Caller, items: Vec<BatchIt
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "id": "q-0000", "include_costs": true}))]
 pub struct CallReadReq {
     pub project_id: ProjectId,
     pub id: String,
@@ -199,6 +203,7 @@ async fn read_call(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "call_id": "q-0001", "display_name": "renamed"}))]
 pub struct CallUpdateReq {
     pub project_id: ProjectId,
     #[serde(deserialize_with = "crate::domain::call::required_id")]
@@ -230,6 +235,7 @@ async fn update_call(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "call_ids": ["q-0002"]}))]
 pub struct CallsDeleteReq {
     pub project_id: ProjectId,
     /// At most 1000 ids.
@@ -261,6 +267,7 @@ async fn delete_calls(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "filter": {"trace_roots_only": true}, "query": {"$expr": {"$eq": [{"$getField": "summary.weave.status"}, {"$literal": "error"}]}}}))]
 pub struct CallsQueryStatsReq {
     pub project_id: ProjectId,
     #[serde(default)]

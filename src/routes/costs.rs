@@ -51,6 +51,7 @@ pub struct CostInput {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "costs": {"my-finetune": {"prompt_token_cost": 2e-06, "completion_token_cost": 8e-06}}}))]
 pub struct CostCreateReq {
     pub project_id: ProjectId,
     /// Prices by model (`llm_id`).
@@ -129,6 +130,7 @@ async fn create_costs(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "query": {"$expr": {"$eq": [{"$getField": "llm_id"}, {"$literal": "gpt-4o"}]}}, "limit": 10}))]
 pub struct CostQueryReq {
     pub project_id: ProjectId,
     /// Keys to return (default: all).
@@ -213,6 +215,7 @@ async fn list_prices(state: &AppState, caller: &Caller, req: CostQueryReq, listi
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "query": {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": "a-price-id"}]}}}))]
 pub struct CostPurgeReq {
     pub project_id: ProjectId,
     /// Which of the project's own prices to delete.

@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Feedback to store (`FeedbackCreateReq`).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "weave_ref": "weave:///demo/app/call/q-0000", "feedback_type": "wandb.reaction.1", "payload": {"emoji": "👍"}}))]
 pub struct FeedbackCreateReq {
     pub project_id: ProjectId,
     /// What the feedback is about: `weave:///entity/project/call/<id>` for a call (≤ 1024 bytes).
@@ -197,6 +198,7 @@ async fn create_feedback(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"batch": [{"project_id": "demo/app", "weave_ref": "weave:///demo/app/call/q-0000", "feedback_type": "wandb.reaction.1", "payload": {"emoji": "👍"}}]}))]
 pub struct FeedbackBatchCreateReq {
     /// At most 1000 items, stored together or not at all.
     #[serde(deserialize_with = "crate::domain::required_bounded_list")]
@@ -222,6 +224,7 @@ async fn create_feedback_batch(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "query": {"$expr": {"$eq": [{"$getField": "weave_ref"}, {"$literal": "weave:///demo/app/call/q-0000"}]}}, "limit": 10}))]
 pub struct FeedbackQueryReq {
     pub project_id: ProjectId,
     /// Keys to return (default: all); `payload.x` paths pick parts of the payload.
@@ -326,6 +329,7 @@ fn sort_key(field: &str) -> Result<SortKey> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "query": {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": "a-feedback-id"}]}}}))]
 pub struct FeedbackPurgeReq {
     pub project_id: ProjectId,
     /// Only `$eq` on `id`, or `$or` of such, as Weave allows.
@@ -373,6 +377,7 @@ impl utoipa::PartialSchema for FeedbackReplaceReq {
             let id = ObjectBuilder::new().schema_type(Type::String).description(Some("The feedback to replace."));
             object.properties.insert("feedback_id".into(), id.into());
             object.required.push("feedback_id".into());
+            object.example = Some(serde_json::json!({"project_id": "demo/app", "weave_ref": "weave:///demo/app/call/q-0000", "feedback_type": "wandb.reaction.1", "payload": {"emoji": "🎉"}, "feedback_id": "a-feedback-id"}));
         }
         schema
     }

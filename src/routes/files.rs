@@ -99,6 +99,7 @@ async fn create_file(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "digest": "LPJNulXwow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ"}))]
 pub struct FileContentReq {
     pub project_id: ProjectId,
     pub digest: String,

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"query": "{ viewer { username defaultEntity { name } } }"}))]
 pub struct GraphqlReq {
     /// The GraphQL document.
     pub query: String,

@@ -52,6 +52,7 @@ pub struct ObjForInsert {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"obj": {"project_id": "demo/app", "object_id": "cfg", "val": {"a": 1, "b": [1, 2]}}}))]
 pub struct ObjCreateReq {
     pub obj: ObjForInsert,
 }
@@ -178,6 +179,7 @@ impl Obj {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "object_id": "cfg", "digest": "latest"}))]
 pub struct ObjReadReq {
     pub project_id: ProjectId,
     pub object_id: String,
@@ -249,6 +251,7 @@ pub struct ObjectVersionFilter {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "filter": {"latest_only": true}, "limit": 10}))]
 pub struct ObjQueryReq {
     pub project_id: ProjectId,
     #[serde(default)]
@@ -320,6 +323,7 @@ async fn query_objects(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "object_id": "cfg", "digests": ["5vIL3DdX5eeXTjFt7YQZbxnPWVTYx2sYliKGgPze9mw"]}))]
 pub struct ObjDeleteReq {
     pub project_id: ProjectId,
     pub object_id: String,

@@ -24,6 +24,7 @@ const MAX_HOPS: usize = 64;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refs": ["weave:///demo/app/object/cfg:5vIL3DdX5eeXTjFt7YQZbxnPWVTYx2sYliKGgPze9mw/key/b/index/1"]}))]
 pub struct RefsReadBatchReq {
     /// `weave:///entity/project/object/name:digest[/edge/value]...` (at most 1000).
     pub refs: Vec<String>,

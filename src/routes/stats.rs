@@ -45,6 +45,7 @@ pub struct MetricReq<M> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "start": "2025-03-08T05:00:00Z", "end": "2025-03-11T04:00:00Z", "granularity": 86400, "timezone": "America/New_York", "call_metrics": [{"metric": "latency_ms", "aggregations": ["avg"], "percentiles": [50, 99]}], "usage_metrics": [{"metric": "total_tokens"}, {"metric": "total_cost"}]}))]
 pub struct CallStatsReq {
     pub project_id: ProjectId,
     /// Inclusive.

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "filter": {"trace_roots_only": true}, "sort_by": [{"field": "started_at", "direction": "desc"}], "limit": 5}))]
 pub struct CallsQueryReq {
     pub project_id: ProjectId,
     #[serde(default)]

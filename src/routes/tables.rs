@@ -53,6 +53,7 @@ pub struct TableForInsert {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"table": {"project_id": "demo/app", "rows": [{"x": 1}, {"x": 2}]}}))]
 pub struct TableCreateReq {
     pub table: TableForInsert,
 }
@@ -103,6 +104,7 @@ async fn create_table(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "row_digests": ["JPVyYA4VDTIwE4OFqgAGyhuZO0a7Qn90bMaQyY2TJBM", "YTYlqmU0Pbsbmr5qusZ3P1yRvWDT8vX34urmnh24sic"]}))]
 pub struct TableCreateFromDigestsReq {
     pub project_id: ProjectId,
     /// Digests of rows stored already, in order.
@@ -181,6 +183,7 @@ pub struct InsertSpec {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "base_digest": "ed8bd1f8cb829eeb6b3fef95a7cd8401f7e5af825c4c9aa144a1ceb9f32c3654", "updates": [{"append": {"row": {"x": 3}}}]}))]
 pub struct TableUpdateReq {
     pub project_id: ProjectId,
     /// The table to start from (it is kept; the result is a new table).
@@ -254,6 +257,7 @@ pub struct TableRowFilter {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "digest": "ed8bd1f8cb829eeb6b3fef95a7cd8401f7e5af825c4c9aa144a1ceb9f32c3654", "limit": 100, "offset": 0}))]
 pub struct TableQueryReq {
     pub project_id: ProjectId,
     pub digest: String,
@@ -355,6 +359,7 @@ async fn query_table_stream(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "digest": "ed8bd1f8cb829eeb6b3fef95a7cd8401f7e5af825c4c9aa144a1ceb9f32c3654"}))]
 pub struct TableQueryStatsReq {
     pub project_id: ProjectId,
     pub digest: String,
@@ -381,6 +386,7 @@ async fn table_stats(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "digests": ["ed8bd1f8cb829eeb6b3fef95a7cd8401f7e5af825c4c9aa144a1ceb9f32c3654"], "include_storage_size": true}))]
 pub struct TableQueryStatsBatchReq {
     pub project_id: ProjectId,
     /// At most 1000 digests.

@@ -32,6 +32,7 @@ fn default_limit() -> i64 {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "filter": {"trace_ids": ["trace-0000"]}, "include_costs": true}))]
 pub struct TraceUsageReq {
     pub project_id: ProjectId,
     #[serde(default)]
@@ -48,6 +49,7 @@ pub struct TraceUsageReq {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"project_id": "demo/app", "call_ids": ["q-0000"], "include_costs": true}))]
 pub struct CallsUsageReq {
     pub project_id: ProjectId,
     /// Any calls of the traces to sum (≤ 1000).

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"batch": [{"project_id": "demo/app", "id": "example-complete", "trace_id": "example-trace", "op_name": "weave:///demo/app/op/example:v1", "started_at": "2025-03-10T12:00:00Z", "attributes": {}, "inputs": {"question": "hello"}, "ended_at": "2025-03-10T12:00:01.5Z", "summary": {}, "output": "hi"}]}))]
 pub struct CallsCompleteReq {
     pub batch: Vec<CompletedCall>,
 }

@@ -15,6 +15,7 @@ mod objects;
 mod official_client;
 mod openapi;
 mod query;
+mod readme;
 mod rollups;
 mod service;
 mod stats;
