@@ -86,37 +86,27 @@ impl Default for Settings {
 #[derive(Debug)]
 pub struct HeavyGate {
     slots: Arc<Semaphore>,
-    per_key: Mutex<HashMap<String, usize>>,
+    /// Each key's own share, made on its first heavy request (keys are few: they are verified
+    /// API keys, not client-chosen strings).
+    per_key: Mutex<HashMap<String, Arc<Semaphore>>>,
     per_key_limit: usize,
 }
 
-/// How long a heavy request may wait for a slot before it is turned away.
+/// How long a heavy request may wait for its key's share and a server slot before it is
+/// turned away.
 const HEAVY_WAIT: Duration = Duration::from_secs(2);
 
-/// A heavy request's place; the place frees when this is dropped.
+/// A heavy request's place (its key's share and a server slot); both free when it is dropped.
 #[derive(Debug)]
 pub struct HeavyPermit {
-    gate: Arc<HeavyGate>,
-    key: String,
+    _key: OwnedSemaphorePermit,
     _slot: OwnedSemaphorePermit,
-}
-
-impl Drop for HeavyPermit {
-    fn drop(&mut self) {
-        let mut per_key = self.gate.per_key.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per_key.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                per_key.remove(&self.key);
-            }
-        }
-    }
 }
 
 /// Why a heavy request was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Busy {
-    /// This key has its share running.
+    /// This key has its share running (and it did not free in time).
     Key,
     /// The server has every slot running.
     Server,
@@ -136,34 +126,26 @@ impl HeavyGate {
         Self { slots: Arc::new(Semaphore::new(slots)), per_key: Mutex::default(), per_key_limit }
     }
 
-    /// A place for a heavy request of `key`: refused at once when the key has its share
-    /// running, after a short wait when the server is full.
+    /// A place for a heavy request of `key`: first a share of the key's own limit, then a
+    /// server slot, waiting at most `HEAVY_WAIT` in all. A key waiting for its share holds no
+    /// server slot, so one busy tenant queues behind itself, not in front of the others.
     pub async fn enter(self: &Arc<Self>, key: &str) -> Result<HeavyPermit, Busy> {
-        {
+        let share = {
             let mut per_key = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
-            let running = per_key.entry(key.to_string()).or_default();
-            if *running >= self.per_key_limit {
-                return Err(Busy::Key);
-            }
-            *running += 1;
-        }
-        // The key's count is taken; give it back if no slot comes.
-        let release = || {
-            let mut per_key = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = per_key.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    per_key.remove(key);
-                }
-            }
+            per_key.entry(key.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_key_limit))).clone()
         };
-        match tokio::time::timeout(HEAVY_WAIT, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(slot)) => Ok(HeavyPermit { gate: self.clone(), key: key.to_string(), _slot: slot }),
-            _ => {
-                release();
-                Err(Busy::Server)
-            }
-        }
+        let deadline = tokio::time::Instant::now() + HEAVY_WAIT;
+        let key_permit = tokio::time::timeout_at(deadline, share.acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(Busy::Key)?;
+        let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(Busy::Server)?;
+        Ok(HeavyPermit { _key: key_permit, _slot: slot })
     }
 }
 
@@ -174,14 +156,22 @@ mod tests {
     #[tokio::test]
     async fn a_key_gets_its_share_and_the_server_its_slots() {
         let gate = Arc::new(HeavyGate::new(3, 2));
-        let a1 = gate.enter("a").await.unwrap();
-        let _a2 = gate.enter("a").await.unwrap();
-        assert_eq!(gate.enter("a").await.unwrap_err(), Busy::Key);
-        let _b1 = gate.enter("b").await.unwrap();
         tokio::time::pause();
+        let a1 = gate.enter("a").await.unwrap();
+        let a2 = gate.enter("a").await.unwrap();
+        assert_eq!(gate.enter("a").await.unwrap_err(), Busy::Key, "the key's share is taken");
+        let b1 = gate.enter("b").await.unwrap();
         assert_eq!(gate.enter("b").await.unwrap_err(), Busy::Server, "every slot is taken");
         drop(a1);
         assert!(gate.enter("b").await.is_ok(), "a freed slot is taken");
-        assert_eq!(gate.per_key.lock().unwrap().get("a"), Some(&1));
+        // A request of a key at its share waits for it, and gets in when one finishes.
+        let waiting = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.enter("a").await.map(|_| ()) })
+        };
+        tokio::task::yield_now().await;
+        drop(a2);
+        drop(b1);
+        assert_eq!(waiting.await.unwrap(), Ok(()));
     }
 }

@@ -377,7 +377,9 @@ impl utoipa::PartialSchema for FeedbackReplaceReq {
             let id = ObjectBuilder::new().schema_type(Type::String).description(Some("The feedback to replace."));
             object.properties.insert("feedback_id".into(), id.into());
             object.required.push("feedback_id".into());
-            object.example = Some(serde_json::json!({"project_id": "demo/app", "weave_ref": "weave:///demo/app/call/q-0000", "feedback_type": "wandb.reaction.1", "payload": {"emoji": "🎉"}, "feedback_id": "a-feedback-id"}));
+            object.example = Some(
+                serde_json::json!({"project_id": "demo/app", "weave_ref": "weave:///demo/app/call/q-0000", "feedback_type": "wandb.reaction.1", "payload": {"emoji": "🎉"}, "feedback_id": "a-feedback-id"}),
+            );
         }
         schema
     }

@@ -45,8 +45,7 @@ fn every_setting_is_in_the_readme_table_and_in_env_example() {
     let root = env!("CARGO_MANIFEST_DIR");
     let read = |name: &str| std::fs::read_to_string(format!("{root}/{name}")).unwrap();
     let (config, readme, example) = (read("src/config.rs"), read("README.md"), read(".env.example"));
-    let settings: Vec<&str> =
-        config.split("env = \"").skip(1).map(|rest| rest.split('"').next().unwrap()).collect();
+    let settings: Vec<&str> = config.split("env = \"").skip(1).map(|rest| rest.split('"').next().unwrap()).collect();
     assert!(settings.len() >= 20, "{settings:?}");
     for name in settings {
         assert!(readme.contains(&format!("| `{name}` |")), "{name} is not in the README's configuration table");
