@@ -27,6 +27,8 @@ pub mod objects;
 pub mod project;
 /// Weave refs: parse and print.
 pub mod refs;
+/// LangSmith's filter language (API.md §12.4).
+pub mod run_filter;
 /// Usage rolled up through parent links (API.md §5.1).
 pub mod subtree;
 /// Datetimes as the API reads and writes them (API.md §1).

@@ -28,7 +28,27 @@ impl ProjectId {
     pub fn entity(&self) -> &str {
         self.0.split_once('/').map(|(e, _)| e).unwrap_or_default()
     }
+
+    /// The project part of the id.
+    pub fn name(&self) -> &str {
+        self.0.split_once('/').map(|(_, p)| p).unwrap_or_default()
+    }
+
+    /// The project's UUID for LangSmith clients (a session id): UUIDv5 of the id in our own
+    /// namespace, so it is the same on every server and across restarts.
+    pub fn uuid(&self) -> uuid::Uuid {
+        uuid::Uuid::new_v5(&ID_NAMESPACE, format!("project:{}", self.0).as_bytes())
+    }
+
+    /// The entity's UUID (LangSmith's `tenant_id`).
+    pub fn tenant_uuid(&self) -> uuid::Uuid {
+        uuid::Uuid::new_v5(&ID_NAMESPACE, format!("entity:{}", self.entity()).as_bytes())
+    }
 }
+
+/// The namespace of the UUIDs derived from project and entity names (fixed forever: changing
+/// it would change every session id clients have stored).
+const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x8c2a_61f4_7d3e_4b0a_9e55_2f1c_0b6d_a713);
 
 impl fmt::Display for ProjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -74,5 +94,19 @@ mod tests {
         for bad in ["acme", "/app", "acme/", "a/b/c", ""] {
             assert!(ProjectId::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn project_uuids_are_stable_and_differ_by_project_and_kind() {
+        let app = ProjectId::parse("acme/app").unwrap();
+        assert_eq!(
+            app.uuid().to_string(),
+            "53d3032b-a9bc-54fb-966e-013619dc4a30",
+            "fixed across releases (Python: uuid5(namespace, \"project:acme/app\"))"
+        );
+        assert_eq!(app.uuid().get_version_num(), 5);
+        assert_ne!(app.uuid(), ProjectId::parse("acme/other").unwrap().uuid());
+        assert_eq!(app.tenant_uuid(), ProjectId::parse("acme/other").unwrap().tenant_uuid());
+        assert_ne!(app.uuid(), app.tenant_uuid());
     }
 }

@@ -82,20 +82,25 @@ impl Caller {
     }
 }
 
+/// LangSmith's credential header (API.md §12), accepted like `Authorization`.
+pub static X_API_KEY: header::HeaderName = header::HeaderName::from_static("x-api-key");
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         // Several credentials are ambiguous: refuse rather than pick one.
-        if parts.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
-            return Err(ApiError::BadRequest("Send one Authorization header".into()));
+        let authorization = parts.headers.get_all(header::AUTHORIZATION).iter().count();
+        let api_key = parts.headers.get_all(&X_API_KEY).iter().count();
+        if authorization + api_key > 1 {
+            return Err(ApiError::BadRequest("Send one credential: an Authorization or an X-API-Key header".into()));
         }
-        let secret = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(secret_from_header)
-            .ok_or_else(|| ApiError::Unauthorized("Missing or malformed credentials".into()))?;
+        let secret = match parts.headers.get(header::AUTHORIZATION) {
+            Some(value) => value.to_str().ok().and_then(secret_from_header),
+            None => parts.headers.get(&X_API_KEY).and_then(|v| v.to_str().ok()).map(str::trim).map(str::to_string),
+        }
+        .filter(|secret| !secret.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("Missing or malformed credentials".into()))?;
         match keys::verify(&state.db, &secret).await? {
             Some(principal) => Ok(Caller(principal)),
             None => Err(ApiError::Unauthorized("Invalid API key".into())),

@@ -40,6 +40,8 @@ pub mod files;
 pub mod graphql;
 /// JSON bodies into typed requests, with pydantic-style 422s.
 pub mod json;
+/// LangSmith's run statistics and session lookups.
+pub mod langsmith;
 /// Versioned objects and ops.
 pub mod objects;
 /// Reading refs.
@@ -119,6 +121,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(v2::router())
         .merge(stream::router())
         .merge(stats::router())
+        .merge(langsmith::router())
         .merge(usage::router())
         .merge(costs::router())
         .merge(objects::router())
@@ -173,7 +176,7 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_unfit_request_id))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, extract::X_API_KEY.clone()]))
         // Answers are data, not pages: no sniffing, no framing, no caching of tenant data.
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

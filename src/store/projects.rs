@@ -18,12 +18,18 @@ pub async fn register(db: impl PgExecutor<'_>, projects: &[&str]) -> Result<(), 
 pub struct ProjectRow {
     pub project_id: String,
     pub created_at: DateTime<Utc>,
+    /// The start of its earliest visible call.
+    pub first_call_at: Option<DateTime<Utc>>,
 }
+
+/// The columns of a [`ProjectRow`] of `projects p`.
+const PROJECT_ROW: &str = "p.project_id, p.created_at,
+    (select min(c.started_at) from calls c where c.project_id = p.project_id and c.deleted_at is null) as first_call_at";
 
 /// The project, if registered.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn get(db: impl PgExecutor<'_>, project: &str) -> Result<Option<ProjectRow>, sqlx::Error> {
-    sqlx::query_as("select project_id, created_at from projects where project_id = $1")
+    sqlx::query_as(&format!("select {PROJECT_ROW} from projects p where p.project_id = $1"))
         .bind(project)
         .fetch_optional(db)
         .await
@@ -32,11 +38,11 @@ pub async fn get(db: impl PgExecutor<'_>, project: &str) -> Result<Option<Projec
 /// Registered projects of these entities (all with `None`), by name.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(db: impl PgExecutor<'_>, entities: Option<&[String]>) -> Result<Vec<ProjectRow>, sqlx::Error> {
-    sqlx::query_as(
-        r#"select project_id, created_at from projects
-           where $1::text[] is null or split_part(project_id, '/', 1) = any($1)
-           order by project_id collate "C""#,
-    )
+    sqlx::query_as(&format!(
+        r#"select {PROJECT_ROW} from projects p
+           where $1::text[] is null or split_part(p.project_id, '/', 1) = any($1)
+           order by p.project_id collate "C""#
+    ))
     .bind(entities)
     .fetch_all(db)
     .await

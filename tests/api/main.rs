@@ -17,6 +17,7 @@ mod openapi;
 mod query;
 mod readme;
 mod rollups;
+mod runs;
 mod service;
 mod stats;
 mod support;

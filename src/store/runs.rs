@@ -1,0 +1,346 @@
+//! SQL for `/api/v1/runs/stats` (API.md §12): calls read as LangSmith runs, selected by the
+//! request's fields and its filter language, streamed one run at a time with the run's usage
+//! rows and feedback types. Every client value is bound; the run's derived fields (type,
+//! status, tags) are the SQL functions of migration 0008.
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::domain::run_filter::{Attr, Cmp, RunFilter, Value};
+use crate::domain::usage::{Counters, UsageRow};
+use crate::stats::runs::Run;
+
+/// Which runs to read: every condition ANDs.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub projects: Vec<String>,
+    pub ids: Option<Vec<String>>,
+    pub trace: Option<String>,
+    pub parent_run: Option<String>,
+    pub run_type: Option<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub error: Option<bool>,
+    pub is_root: Option<bool>,
+    pub filter: Option<RunFilter>,
+    /// The run's trace root must match.
+    pub trace_filter: Option<RunFilter>,
+    /// Some run of the run's trace must match.
+    pub tree_filter: Option<RunFilter>,
+    /// Case-insensitive substrings of name, inputs or output (`query`, `search_filter`).
+    pub search: Vec<String>,
+    pub group_by: Option<GroupBy>,
+    /// Read each run's feedback types (only when `feedback_stats` is asked for).
+    pub with_feedback: bool,
+}
+
+/// What a run's groups are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupBy {
+    Name,
+    RunType,
+    Tag,
+    /// A JSON path under `attributes`; scalar values only (strings as they are, numbers and
+    /// booleans as JSON text).
+    Metadata(Vec<String>),
+}
+
+/// One run as read, with its project and group values.
+#[derive(Debug)]
+pub struct RunRow {
+    pub project_id: String,
+    pub groups: Vec<String>,
+    pub run: Run,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    project_id: String,
+    started_at: DateTime<Utc>,
+    latency_ms: Option<f64>,
+    error: bool,
+    name: String,
+    run_type: String,
+    status: String,
+    models: Vec<String>,
+    requests: Vec<i64>,
+    input: Vec<i64>,
+    output: Vec<i64>,
+    total: Vec<i64>,
+    cache_read: Vec<i64>,
+    cache_creation: Vec<i64>,
+    feedback: Vec<String>,
+    groups: Vec<String>,
+}
+
+impl From<Row> for RunRow {
+    fn from(row: Row) -> Self {
+        let usage = (0..row.models.len())
+            .map(|i| UsageRow {
+                model: row.models[i].clone(),
+                counters: Counters {
+                    requests: row.requests[i],
+                    input_tokens: row.input[i],
+                    output_tokens: row.output[i],
+                    total_tokens: row.total[i],
+                    cache_read_input_tokens: row.cache_read[i],
+                    cache_creation_input_tokens: row.cache_creation[i],
+                },
+            })
+            .collect();
+        RunRow {
+            project_id: row.project_id,
+            groups: row.groups,
+            run: Run {
+                started_at: row.started_at,
+                latency_ms: row.latency_ms,
+                error: row.error,
+                name: row.name,
+                run_type: row.run_type,
+                status: row.status,
+                usage,
+                feedback: row.feedback,
+            },
+        }
+    }
+}
+
+/// Feed every selected run to `each`, as rows arrive, until it returns false.
+#[tracing::instrument(level = "debug", skip_all, fields(projects = query.projects.len()))]
+pub async fn scan(db: &PgPool, query: &RunQuery, mut each: impl FnMut(RunRow) -> bool) -> Result<(), sqlx::Error> {
+    let mut qb = QueryBuilder::new(
+        "select c.project_id, c.started_at, c.latency_ms, c.exception is not null as error,
+                weave_trace_name(c.display_name, c.op_name) as name,
+                weave_run_type(c.attributes, u.models is not null) as run_type,
+                weave_run_status(c.exception, c.ended_at) as status,
+                coalesce(u.models, '{}') as models, coalesce(u.requests, '{}') as requests,
+                coalesce(u.input, '{}') as input, coalesce(u.output, '{}') as output,
+                coalesce(u.total, '{}') as total, coalesce(u.cache_read, '{}') as cache_read,
+                coalesce(u.cache_creation, '{}') as cache_creation, ",
+    );
+    if query.with_feedback {
+        qb.push("coalesce(f.types, '{}') as feedback, ");
+    } else {
+        qb.push("'{}'::text[] as feedback, ");
+    }
+    match &query.group_by {
+        None => qb.push("'{}'::text[] as groups"),
+        Some(GroupBy::Name) => qb.push("array[weave_trace_name(c.display_name, c.op_name)] as groups"),
+        Some(GroupBy::RunType) => qb.push("array[weave_run_type(c.attributes, u.models is not null)] as groups"),
+        Some(GroupBy::Tag) => qb.push("weave_run_tags(c.attributes) as groups"),
+        Some(GroupBy::Metadata(path)) => qb
+            .push("case when jsonb_typeof(c.attributes #> ")
+            .push_bind(path.clone())
+            .push("::text[]) in ('string', 'number', 'boolean') then array[weave_json_text(c.attributes #> ")
+            .push_bind(path.clone())
+            .push("::text[])] else '{}'::text[] end as groups"),
+    };
+    // Usage per run through its primary key, so the work follows the runs read.
+    qb.push(
+        " from calls c
+          left join lateral (
+              select array_agg(u.model order by u.model) as models,
+                     array_agg(u.requests order by u.model) as requests,
+                     array_agg(u.input_tokens order by u.model) as input,
+                     array_agg(u.output_tokens order by u.model) as output,
+                     array_agg(u.total_tokens order by u.model) as total,
+                     array_agg(u.cache_read_input_tokens order by u.model) as cache_read,
+                     array_agg(u.cache_creation_input_tokens order by u.model) as cache_creation
+              from call_usage u where u.project_id = c.project_id and u.call_id = c.id
+          ) u on true",
+    );
+    if query.with_feedback {
+        // Feedback is far smaller than calls: one hash join, not a probe per run.
+        qb.push(" left join (select project_id, weave_ref, array_agg(feedback_type) as types from feedback where project_id = any(")
+            .push_bind(query.projects.clone())
+            .push(") group by project_id, weave_ref) f on f.project_id = c.project_id and f.weave_ref = 'weave:///' || c.project_id || '/call/' || c.id");
+    }
+    push_conditions(&mut qb, query);
+    let mut rows = qb.build_query_as::<Row>().fetch(db);
+    while let Some(row) = rows.try_next().await? {
+        if !each(row.into()) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, query: &RunQuery) {
+    qb.push(" where c.project_id = any(").push_bind(query.projects.clone()).push(")");
+    qb.push(" and c.started_at is not null and c.deleted_at is null");
+    if let Some(ids) = &query.ids {
+        qb.push(" and c.id = any(").push_bind(ids.clone()).push(")");
+    }
+    if let Some(trace) = &query.trace {
+        qb.push(" and c.trace_id = ").push_bind(trace.clone());
+    }
+    if let Some(parent) = &query.parent_run {
+        qb.push(" and c.parent_id = ").push_bind(parent.clone());
+    }
+    if let Some(run_type) = &query.run_type {
+        qb.push(" and ");
+        push_attr(qb, Attr::RunType, "c");
+        qb.push(" = ").push_bind(run_type.clone());
+    }
+    if let Some(start) = query.start {
+        qb.push(" and c.started_at >= ").push_bind(start);
+    }
+    if let Some(end) = query.end {
+        qb.push(" and c.started_at < ").push_bind(end);
+    }
+    if let Some(error) = query.error {
+        qb.push(" and (c.exception is not null) = ").push_bind(error);
+    }
+    if let Some(is_root) = query.is_root {
+        qb.push(" and (c.parent_id is null) = ").push_bind(is_root);
+    }
+    for text in &query.search {
+        qb.push(" and ");
+        push_filter(qb, &RunFilter::Search(text.clone()), "c");
+    }
+    if let Some(filter) = &query.filter {
+        qb.push(" and ");
+        push_filter(qb, filter, "c");
+    }
+    if let Some(filter) = &query.trace_filter {
+        qb.push(
+            " and exists (select 1 from calls t where t.project_id = c.project_id and t.trace_id = c.trace_id
+              and t.parent_id is null and t.started_at is not null and t.deleted_at is null and ",
+        );
+        push_filter(qb, filter, "t");
+        qb.push(")");
+    }
+    if let Some(filter) = &query.tree_filter {
+        qb.push(
+            " and exists (select 1 from calls t where t.project_id = c.project_id and t.trace_id = c.trace_id
+              and t.started_at is not null and t.deleted_at is null and ",
+        );
+        push_filter(qb, filter, "t");
+        qb.push(")");
+    }
+}
+
+/// A filter as one SQL condition over the calls row `alias`. Comparisons are two-valued (a
+/// missing value compares false), so `not` and `neq` match the runs `eq` does not.
+fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &RunFilter, alias: &str) {
+    match filter {
+        RunFilter::And(items) | RunFilter::Or(items) => {
+            let joiner = if matches!(filter, RunFilter::And(_)) { " and " } else { " or " };
+            qb.push("(");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    qb.push(joiner);
+                }
+                push_filter(qb, item, alias);
+            }
+            qb.push(")");
+        }
+        RunFilter::Not(inner) => {
+            qb.push("(not ");
+            push_filter(qb, inner, alias);
+            qb.push(")");
+        }
+        RunFilter::Compare(cmp, attr, value) => {
+            let op = match cmp {
+                Cmp::Eq | Cmp::Neq => " = ",
+                Cmp::Gt => " > ",
+                Cmp::Gte => " >= ",
+                Cmp::Lt => " < ",
+                Cmp::Lte => " <= ",
+            };
+            qb.push(if *cmp == Cmp::Neq { "(not coalesce(" } else { "coalesce(" });
+            push_attr(qb, *attr, alias);
+            if matches!(value, Value::Text(_)) && *cmp != Cmp::Eq && *cmp != Cmp::Neq {
+                // Byte order, whatever the database's collation.
+                qb.push(r#" collate "C""#);
+            }
+            qb.push(op);
+            push_value(qb, value);
+            qb.push(if *cmp == Cmp::Neq { ", false))" } else { ", false)" });
+        }
+        RunFilter::IsNull(attr, negated) => {
+            qb.push("(");
+            push_attr(qb, *attr, alias);
+            qb.push(if *negated { " is not null)" } else { " is null)" });
+        }
+        RunFilter::In(attr, values) => {
+            qb.push("coalesce(");
+            push_attr(qb, *attr, alias);
+            qb.push(" in (");
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    qb.push(", ");
+                }
+                push_value(qb, value);
+            }
+            qb.push("), false)");
+        }
+        RunFilter::HasTag(tag) => {
+            qb.push("(").push_bind(tag.clone()).push(format_args!("::text = any(weave_run_tags({alias}.attributes)))"));
+        }
+        RunFilter::MetadataKey(keys) => {
+            qb.push(format_args!("coalesce(jsonb_exists_any({alias}.attributes, "))
+                .push_bind(keys.clone())
+                .push("::text[]), false)");
+        }
+        RunFilter::Metadata { key, value } => {
+            qb.push(format_args!("coalesce(weave_json_text({alias}.attributes -> "))
+                .push_bind(key.clone())
+                .push("::text) = ")
+                .push_bind(value.clone())
+                .push("::text, false)");
+        }
+        RunFilter::Search(text) => {
+            let needle = text.to_lowercase();
+            qb.push(format_args!("(strpos(lower(weave_trace_name({alias}.display_name, {alias}.op_name)), "))
+                .push_bind(needle.clone())
+                .push(format_args!("::text) > 0 or strpos(lower(coalesce({alias}.inputs::text, '')), "))
+                .push_bind(needle.clone())
+                .push(format_args!("::text) > 0 or strpos(lower(coalesce({alias}.output::text, '')), "))
+                .push_bind(needle)
+                .push("::text) > 0)");
+        }
+    }
+}
+
+/// The SQL value of a run attribute of the calls row `alias`.
+fn push_attr(qb: &mut QueryBuilder<'_, Postgres>, attr: Attr, alias: &str) {
+    let usage = |column: &str| {
+        format!(
+            "(select coalesce(sum(u.{column}), 0) from call_usage u
+              where u.project_id = {alias}.project_id and u.call_id = {alias}.id)"
+        )
+    };
+    let sql = match attr {
+        Attr::Id => format!("{alias}.id"),
+        Attr::TraceId => format!("{alias}.trace_id"),
+        Attr::ParentRunId => format!("{alias}.parent_id"),
+        Attr::Name => format!("weave_trace_name({alias}.display_name, {alias}.op_name)"),
+        Attr::RunType => format!(
+            "weave_run_type({alias}.attributes, exists (select 1 from call_usage u
+              where u.project_id = {alias}.project_id and u.call_id = {alias}.id))"
+        ),
+        Attr::Status => format!("weave_run_status({alias}.exception, {alias}.ended_at)"),
+        Attr::Error => format!("({alias}.exception is not null)"),
+        Attr::IsRoot => format!("({alias}.parent_id is null)"),
+        Attr::StartTime => format!("{alias}.started_at"),
+        Attr::EndTime => format!("{alias}.ended_at"),
+        Attr::Latency => format!("({alias}.latency_ms::numeric / 1000)"),
+        Attr::TotalTokens => usage("total_tokens"),
+        Attr::PromptTokens => usage("input_tokens"),
+        Attr::CompletionTokens => usage("output_tokens"),
+        // Compared in Rust once the run's cost is known (`run_filter::take_cost_conditions`);
+        // never reaches SQL.
+        Attr::TotalCost => "null::numeric".to_string(),
+    };
+    qb.push(sql);
+}
+
+fn push_value(qb: &mut QueryBuilder<'_, Postgres>, value: &Value) {
+    match value {
+        Value::Text(s) => qb.push_bind(s.clone()).push("::text"),
+        Value::Number(n) => qb.push_bind(n.clone()).push("::numeric"),
+        Value::Bool(b) => qb.push_bind(*b).push("::boolean"),
+        Value::Time(t) => qb.push_bind(*t).push("::timestamptz"),
+    };
+}
