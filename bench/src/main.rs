@@ -286,6 +286,42 @@ fn baseline_dashboard(timezone: &str, op: Option<&str>, days: i64, unit: &str) -
     ]
 }
 
+/// LangSmith's run statistics over the 30 days, per op name (`/api/v1/runs/stats` with every
+/// statistic and `group_by` name).
+fn run_stats_request() -> Value {
+    json!({
+        "session": [PROJECT], "start_time": (window_end() - TimeDelta::days(WINDOW_DAYS)).to_rfc3339(),
+        "end_time": window_end().to_rfc3339(), "group_by": {"attribute": "name", "max_groups": 20},
+    })
+}
+
+/// The same in plain SQL: per-run tokens and cost by `jsonb_each` over the summary, then
+/// `percentile_cont` / `percentile_disc` per op name.
+fn baseline_run_stats() -> Vec<String> {
+    let start = (window_end() - TimeDelta::days(WINDOW_DAYS)).to_rfc3339();
+    let end = window_end().to_rfc3339();
+    let input = "coalesce((u.value->>'prompt_tokens')::bigint, 0) + coalesce((u.value->>'input_tokens')::bigint, 0)";
+    let output =
+        "coalesce((u.value->>'completion_tokens')::bigint, 0) + coalesce((u.value->>'output_tokens')::bigint, 0)";
+    vec![format!(
+        "with runs as (
+             select substring(c.op_name from '/op/([^:]*)') as name, c.started_at, c.exception is not null as err,
+                    extract(epoch from c.ended_at - c.started_at) as latency, t.prompt, t.completion, t.total, t.cost
+             from baseline_calls c left join lateral (
+                 select sum({input}) as prompt, sum({output}) as completion, sum({input} + {output}) as total,
+                        sum(({input}) * coalesce(p.prompt_token_cost, 0) + ({output}) * coalesce(p.completion_token_cost, 0)) as cost
+                 from jsonb_each(c.summary->'usage') u left join baseline_prices p on p.llm_id = u.key) t on true
+             where c.project_id = '{PROJECT}' and c.deleted_at is null and c.started_at >= '{start}' and c.started_at < '{end}')
+         select name, count(*), percentile_cont(array[0.5, 0.99]) within group (order by latency), avg(latency),
+                avg(err::int), sum(total), sum(prompt), sum(completion),
+                percentile_disc(array[0.5, 0.99]) within group (order by total),
+                percentile_disc(array[0.5, 0.99]) within group (order by prompt),
+                percentile_disc(array[0.5, 0.99]) within group (order by completion),
+                max(started_at), sum(cost), percentile_cont(array[0.5, 0.99]) within group (order by cost)
+         from runs group by name order by count(*) desc limit 20"
+    )]
+}
+
 /// Descendant rollup in plain SQL: every (call, ancestor) pair by recursive CTE, usage by
 /// `jsonb_each`, summed per ancestor and model.
 fn baseline_rollup(trace_condition: &str) -> Vec<String> {
@@ -503,6 +539,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
             json!({"project_id": PROJECT, "call_ids": roots}),
             baseline_rollup(&format!("trace_id in ({})", root_traces.join(","))),
         ),
+        ("(f) runs/stats, 30 d, by name", "/api/v1/runs/stats", run_stats_request(), baseline_run_stats()),
     ];
     let mut rows = Vec::new();
     println!(

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
+use crate::domain::call::trace_name;
 use crate::domain::run_filter::{Attr, Cmp, RunFilter, Value};
 use crate::domain::usage::{Counters, UsageRow};
 use crate::stats::runs::Run;
@@ -53,15 +54,17 @@ pub struct RunRow {
     pub run: Run,
 }
 
+/// One run with its usage rows as parallel arrays (empty without usage).
 #[derive(sqlx::FromRow)]
 struct Row {
     project_id: String,
     started_at: DateTime<Utc>,
     latency_ms: Option<f64>,
     error: bool,
-    name: String,
+    running: bool,
+    display_name: Option<String>,
+    op_name: Option<String>,
     run_type: String,
-    status: String,
     models: Vec<String>,
     requests: Vec<i64>,
     input: Vec<i64>,
@@ -73,33 +76,47 @@ struct Row {
     groups: Vec<String>,
 }
 
-impl From<Row> for RunRow {
-    fn from(row: Row) -> Self {
-        let usage = (0..row.models.len())
+impl Row {
+    fn into_run_row(self, group_by: Option<&GroupBy>) -> RunRow {
+        let usage = (0..self.models.len())
             .map(|i| UsageRow {
-                model: row.models[i].clone(),
+                model: self.models[i].clone(),
                 counters: Counters {
-                    requests: row.requests[i],
-                    input_tokens: row.input[i],
-                    output_tokens: row.output[i],
-                    total_tokens: row.total[i],
-                    cache_read_input_tokens: row.cache_read[i],
-                    cache_creation_input_tokens: row.cache_creation[i],
+                    requests: self.requests[i],
+                    input_tokens: self.input[i],
+                    output_tokens: self.output[i],
+                    total_tokens: self.total[i],
+                    cache_read_input_tokens: self.cache_read[i],
+                    cache_creation_input_tokens: self.cache_creation[i],
                 },
             })
             .collect();
+        // The name in Rust (the SQL function's regex costs microseconds a row).
+        let name = trace_name(self.display_name.as_deref(), self.op_name.as_deref().unwrap_or_default()).to_string();
+        let status = if self.error {
+            "error"
+        } else if self.running {
+            "pending"
+        } else {
+            "success"
+        };
+        let groups = match group_by {
+            Some(GroupBy::Name) => vec![name.clone()],
+            Some(GroupBy::RunType) => vec![self.run_type.clone()],
+            _ => self.groups,
+        };
         RunRow {
-            project_id: row.project_id,
-            groups: row.groups,
+            project_id: self.project_id,
+            groups,
             run: Run {
-                started_at: row.started_at,
-                latency_ms: row.latency_ms,
-                error: row.error,
-                name: row.name,
-                run_type: row.run_type,
-                status: row.status,
+                started_at: self.started_at,
+                latency_ms: self.latency_ms,
+                error: self.error,
+                name,
+                run_type: self.run_type,
+                status: status.to_string(),
                 usage,
-                feedback: row.feedback,
+                feedback: self.feedback,
             },
         }
     }
@@ -110,9 +127,8 @@ impl From<Row> for RunRow {
 pub async fn scan(db: &PgPool, query: &RunQuery, mut each: impl FnMut(RunRow) -> bool) -> Result<(), sqlx::Error> {
     let mut qb = QueryBuilder::new(
         "select c.project_id, c.started_at, c.latency_ms, c.exception is not null as error,
-                weave_trace_name(c.display_name, c.op_name) as name,
+                c.ended_at is null as running, c.display_name, c.op_name,
                 weave_run_type(c.attributes, u.models is not null) as run_type,
-                weave_run_status(c.exception, c.ended_at) as status,
                 coalesce(u.models, '{}') as models, coalesce(u.requests, '{}') as requests,
                 coalesce(u.input, '{}') as input, coalesce(u.output, '{}') as output,
                 coalesce(u.total, '{}') as total, coalesce(u.cache_read, '{}') as cache_read,
@@ -124,9 +140,7 @@ pub async fn scan(db: &PgPool, query: &RunQuery, mut each: impl FnMut(RunRow) ->
         qb.push("'{}'::text[] as feedback, ");
     }
     match &query.group_by {
-        None => qb.push("'{}'::text[] as groups"),
-        Some(GroupBy::Name) => qb.push("array[weave_trace_name(c.display_name, c.op_name)] as groups"),
-        Some(GroupBy::RunType) => qb.push("array[weave_run_type(c.attributes, u.models is not null)] as groups"),
+        None | Some(GroupBy::Name | GroupBy::RunType) => qb.push("'{}'::text[] as groups"),
         Some(GroupBy::Tag) => qb.push("weave_run_tags(c.attributes) as groups"),
         Some(GroupBy::Metadata(path)) => qb
             .push("case when jsonb_typeof(c.attributes #> ")
@@ -135,20 +149,23 @@ pub async fn scan(db: &PgPool, query: &RunQuery, mut each: impl FnMut(RunRow) ->
             .push_bind(path.clone())
             .push("::text[])] else '{}'::text[] end as groups"),
     };
-    // Usage per run through its primary key, so the work follows the runs read.
-    qb.push(
-        " from calls c
-          left join lateral (
-              select array_agg(u.model order by u.model) as models,
-                     array_agg(u.requests order by u.model) as requests,
-                     array_agg(u.input_tokens order by u.model) as input,
-                     array_agg(u.output_tokens order by u.model) as output,
-                     array_agg(u.total_tokens order by u.model) as total,
-                     array_agg(u.cache_read_input_tokens order by u.model) as cache_read,
-                     array_agg(u.cache_creation_input_tokens order by u.model) as cache_creation
-              from call_usage u where u.project_id = c.project_id and u.call_id = c.id
-          ) u on true",
-    );
+    const USAGE_ARRAYS: &str = "array_agg(u.model) as models, array_agg(u.requests) as requests,
+        array_agg(u.input_tokens) as input, array_agg(u.output_tokens) as output,
+        array_agg(u.total_tokens) as total, array_agg(u.cache_read_input_tokens) as cache_read,
+        array_agg(u.cache_creation_input_tokens) as cache_creation";
+    if query.ids.is_some() || query.trace.is_some() || query.parent_run.is_some() {
+        // A few runs: their usage through the primary key.
+        qb.push(format_args!(
+            " from calls c left join lateral (select {USAGE_ARRAYS} from call_usage u
+              where u.project_id = c.project_id and u.call_id = c.id) u on true"
+        ));
+    } else {
+        // Many runs: the projects' usage grouped once (in key order, merged with the calls),
+        // not a probe and a small aggregate per run.
+        qb.push(format_args!(" from calls c left join (select u.project_id, u.call_id, {USAGE_ARRAYS} from call_usage u where u.project_id = any("))
+            .push_bind(query.projects.clone())
+            .push(") group by u.project_id, u.call_id) u on u.project_id = c.project_id and u.call_id = c.id");
+    }
     if query.with_feedback {
         // Feedback is far smaller than calls: one hash join, not a probe per run.
         qb.push(" left join (select project_id, weave_ref, array_agg(feedback_type) as types from feedback where project_id = any(")
@@ -156,13 +173,18 @@ pub async fn scan(db: &PgPool, query: &RunQuery, mut each: impl FnMut(RunRow) ->
             .push(") group by project_id, weave_ref) f on f.project_id = c.project_id and f.weave_ref = 'weave:///' || c.project_id || '/call/' || c.id");
     }
     push_conditions(&mut qb, query);
-    let mut rows = qb.build_query_as::<Row>().fetch(db);
-    while let Some(row) = rows.try_next().await? {
-        if !each(row.into()) {
-            break;
+    // One long read: compiling it to machine code costs more than it saves.
+    let mut tx = db.begin().await?;
+    sqlx::query("set local jit = off").execute(&mut *tx).await?;
+    {
+        let mut rows = qb.build_query_as::<Row>().fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
+            if !each(row.into_run_row(query.group_by.as_ref())) {
+                break;
+            }
         }
     }
-    Ok(())
+    tx.rollback().await
 }
 
 fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, query: &RunQuery) {
