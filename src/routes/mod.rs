@@ -44,6 +44,8 @@ pub mod json;
 pub mod langsmith;
 /// Versioned objects and ops.
 pub mod objects;
+/// The projects a key can browse, and their op names.
+pub mod projects;
 /// Reading refs.
 pub mod refs;
 /// Health and server info.
@@ -56,6 +58,8 @@ pub mod stats;
 pub mod stream;
 /// Tables of rows.
 pub mod tables;
+/// The dashboard's files and the SDK's links into it.
+pub mod ui;
 /// `/trace/usage` and `/calls/usage`.
 pub mod usage;
 /// The SDK's v2 write paths (`calls/complete`, eager start/end).
@@ -122,6 +126,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(stream::router())
         .merge(stats::router())
         .merge(langsmith::router())
+        .merge(projects::router())
         .merge(usage::router())
         .merge(costs::router())
         .merge(objects::router())
@@ -155,6 +160,7 @@ pub fn app(state: AppState) -> Router {
     if settings.public_metrics {
         router = router.merge(service::metrics_router());
     }
+    router = router.merge(ui::router());
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("Not found".into()) })

@@ -489,3 +489,23 @@ fn stream_query(
     }
     qb
 }
+
+/// Every distinct op name of a project's calls (at most `limit`), in byte order: a loose index
+/// scan, one probe per name, however many calls there are.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn op_names(db: impl PgExecutor<'_>, project: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        r#"with recursive names(op_name, i) as (
+               (select op_name, 1 from calls where project_id = $1 and op_name is not null order by op_name limit 1)
+               union all
+               select (select c.op_name from calls c where c.project_id = $1 and c.op_name > n.op_name
+                       order by c.op_name limit 1), n.i + 1
+               from names n where n.op_name is not null and n.i < $2
+           )
+           select op_name from names where op_name is not null order by op_name collate "C" limit $2"#,
+    )
+    .bind(project)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}

@@ -20,11 +20,14 @@ pub struct ProjectRow {
     pub created_at: DateTime<Utc>,
     /// The start of its earliest visible call.
     pub first_call_at: Option<DateTime<Utc>>,
+    /// The start of its latest visible call.
+    pub last_call_at: Option<DateTime<Utc>>,
 }
 
 /// The columns of a [`ProjectRow`] of `projects p`.
 const PROJECT_ROW: &str = "p.project_id, p.created_at,
-    (select min(c.started_at) from calls c where c.project_id = p.project_id and c.deleted_at is null) as first_call_at";
+    (select min(c.started_at) from calls c where c.project_id = p.project_id and c.deleted_at is null) as first_call_at,
+    (select max(c.started_at) from calls c where c.project_id = p.project_id and c.deleted_at is null) as last_call_at";
 
 /// The project, if registered.
 #[tracing::instrument(level = "debug", skip_all)]
