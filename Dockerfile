@@ -12,6 +12,7 @@ RUN mkdir -p src bench/src migrations \
               target/release/deps/libweave_trace_server-*
 COPY src src
 COPY migrations migrations
+COPY ui ui
 COPY bench/src bench/src
 RUN cargo build --release --locked --bin weave-trace-server
 

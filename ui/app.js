@@ -79,6 +79,18 @@ function opFamily(opName) {
   return m ? { key: opName.slice(0, opName.lastIndexOf(':')) + ':*', label: m[1] } : { key: opName, label: opName };
 }
 
+/// Op families with every name (version) each holds: filtering by exact names lets the server
+/// answer from its per-op rollups.
+function families(opNames) {
+  const out = new Map();
+  for (const name of opNames) {
+    const f = opFamily(name);
+    if (!out.has(f.key)) out.set(f.key, { ...f, names: [] });
+    out.get(f.key).names.push(name);
+  }
+  return [...out.values()];
+}
+
 class ApiError extends Error {
   constructor(status, message) {
     super(message);
@@ -284,19 +296,22 @@ async function overview(main, alive, project, params) {
   const win = windowOf(params);
   const roots = params.get('roots') === '1';
   const ops = params.getAll('op');
-  const filter = { trace_roots_only: roots || null, op_names: ops.length ? ops : null };
-  const [series, whole, opNames, projects] = await Promise.all([
+  const opNames = await api('/calls/op_names', { project_id: project });
+  const all = families(opNames.op_names);
+  const chosen = all.filter((f) => ops.includes(f.key));
+  // The chosen ops' exact names (the families' `:*` patterns when none is known any more).
+  const names = chosen.length ? chosen.flatMap((f) => f.names) : ops;
+  const filter = { trace_roots_only: roots || null, op_names: ops.length ? names : null };
+  const [series, whole, projects] = await Promise.all([
     api('/calls/stats', statsBody(project, win, filter, undefined, win.tz)),
     api('/calls/stats', statsBody(project, win, filter, WHOLE_WINDOW, 'UTC')),
-    api('/calls/op_names', { project_id: project }),
     api('/projects'),
   ]);
   if (!alive()) return;
   const totals = totalsOf(whole);
-  const families = [...new Map(opNames.op_names.map((n) => [opFamily(n).key, opFamily(n)])).values()];
 
   const view = h('div', {});
-  view.append(controls(project, params, win, families, ops, roots));
+  view.append(controls(project, params, win, all, ops, roots));
   const info = projects.projects.find((p) => p.project_id === project);
   if (totals.calls === 0 && info && info.last_call_at && new Date(info.last_call_at) < win.start) {
     const end = new Date(Math.ceil((new Date(info.last_call_at).getTime() + 1) / 3600000) * 3600000);
@@ -317,14 +332,22 @@ async function overview(main, alive, project, params) {
   drawCharts(chartsBox, series, win.tz);
 
   // One whole-window request per op family (rollups answer each), a few at a time.
-  const shown = ops.length ? families.filter((f) => ops.includes(f.key)) : families;
-  const rows = await pool(shown.slice(0, 200).map((family) => async () => {
+  // The table fills in as the answers arrive (the tiles and charts are already drawn).
+  const shown = (ops.length ? chosen : all).slice(0, 200);
+  const done = [];
+  const redraw = () => {
+    if (!alive()) return;
+    const pending = shown.length - done.length;
+    opsPanel.replaceChildren(h('h3', {}, 'Ops'), opTable(project, params, done.filter((r) => r.calls > 0), pending),
+      pending ? h('p', { class: 'muted' }, `${pending} more loading…`) : null);
+  };
+  await pool(shown.map((family) => async () => {
     const answer = await api('/calls/stats', statsBody(project, win,
-      { trace_roots_only: roots || null, op_names: [family.key] }, WHOLE_WINDOW, 'UTC'));
-    return { family, ...totalsOf(answer) };
+      { trace_roots_only: roots || null, op_names: family.names }, WHOLE_WINDOW, 'UTC'));
+    done.push({ family, ...totalsOf(answer) });
+    redraw();
   }), 4);
-  if (!alive()) return;
-  opsPanel.replaceChildren(h('h3', {}, 'Ops'), opTable(project, params, rows.filter((r) => r.calls > 0)));
+  redraw();
 }
 
 function controls(project, params, win, families, ops, roots) {
@@ -441,7 +464,7 @@ function drawCharts(box, answer, tz) {
   }
 }
 
-function opTable(project, params, rows) {
+function opTable(project, params, rows, pending = 0) {
   const sort = params.get('sort') || 'calls';
   const asc = params.get('asc') === '1';
   const columns = [
@@ -482,8 +505,9 @@ function opTable(project, params, rows) {
       h('td', { class: 'num' }, fmtInt(r.tokens)),
       h('td', { class: 'num' }, fmtCost(r.cost)));
   });
-  if (!rows.length) return h('p', { class: 'muted' }, 'No calls in this range.');
-  return h('table', { 'data-testid': 'op-table' }, h('thead', {}, h('tr', {}, head)), h('tbody', {}, body));
+  if (!rows.length) return h('p', { class: 'muted' }, pending ? '' : 'No calls in this range.');
+  // Marked complete only once every op has answered (tests and scripts wait for it).
+  return h('table', { 'data-testid': pending ? 'op-table-partial' : 'op-table' }, h('thead', {}, h('tr', {}, head)), h('tbody', {}, body));
 }
 
 // ---------- traces ----------
@@ -523,14 +547,13 @@ async function traceList(main, alive, project, params) {
     next.delete('page');
     location.hash = link([...project.split('/'), 'traces'], next);
   };
-  const families = [...new Map(opNames.op_names.map((n) => [opFamily(n).key, opFamily(n)])).values()];
   const search = h('input', { type: 'search', value: text, placeholder: 'text in name, inputs or output', 'aria-label': 'search' });
   const filters = h('form', {
     class: 'panel controls',
     onsubmit: (e) => { e.preventDefault(); go((p) => (search.value ? p.set('q', search.value) : p.delete('q'))); },
   },
   h('label', {}, 'op', h('select', { 'aria-label': 'op', onchange: (e) => go((p) => (e.target.value ? p.set('op', e.target.value) : p.delete('op'))) },
-    h('option', { value: '' }, 'all'), families.map((f) => h('option', { value: f.key, selected: f.key === op }, f.label)))),
+    h('option', { value: '' }, 'all'), families(opNames.op_names).map((f) => h('option', { value: f.key, selected: f.key === op }, f.label)))),
   h('label', {}, 'status', h('select', { 'aria-label': 'status', onchange: (e) => go((p) => (e.target.value ? p.set('status', e.target.value) : p.delete('status'))) },
     ['', 'success', 'error', 'descendant_error', 'running'].map((s) => h('option', { value: s, selected: s === status }, s || 'any')))),
   search, h('button', { type: 'submit' }, 'Search'));

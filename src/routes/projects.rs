@@ -68,7 +68,11 @@ const MAX_OP_NAMES: i64 = 1000;
 /// The op names a project's calls use (every version of an op is its own name).
 #[utoipa::path(post, path = "/calls/op_names", tag = "calls", request_body = OpNamesReq,
     responses((status = 200, body = OpNamesRes)))]
-async fn op_names(State(state): State<AppState>, caller: Caller, AppJson(req): AppJson<OpNamesReq>) -> Result<Json<OpNamesRes>> {
+async fn op_names(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<OpNamesReq>,
+) -> Result<Json<OpNamesRes>> {
     caller.authorize(&req.project_id)?;
     Ok(Json(OpNamesRes { op_names: calls_store::op_names(&state.db, req.project_id.as_str(), MAX_OP_NAMES).await? }))
 }

@@ -17,9 +17,10 @@ pub fn router() -> Router<AppState> {
         .route("/ui/", get(|| async { asset("index.html") }))
         .route("/ui/{*file}", get(|Path(file): Path<String>| async move { asset(&file) }))
         .route("/{entity}/{project}/weave", get(project_link))
-        .route("/{entity}/{project}/weave/{*rest}", get(|Path((e, p, _)): Path<(String, String, String)>| async move {
-            project_link(Path((e, p))).await
-        }))
+        .route(
+            "/{entity}/{project}/weave/{*rest}",
+            get(|Path((e, p, _)): Path<(String, String, String)>| async move { project_link(Path((e, p))).await }),
+        )
         .route("/{entity}/{project}/r/call/{id}", get(call_link))
 }
 
