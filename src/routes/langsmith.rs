@@ -414,7 +414,8 @@ pub struct SessionsParams {
 
 /// Projects the key can see, as LangSmith sessions (ordered by `entity/project`).
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "stats", params(SessionsParams),
-    responses((status = 200, body = Vec<Session>)))]
+    responses((status = 200, body = Vec<Session>), (status = 401, body = crate::error::ErrorBody),
+        (status = 422, description = "`limit` or `offset` is not an integer from 0 to 1000", body = crate::error::ValidationErrorBody)))]
 async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
@@ -448,7 +449,8 @@ async fn list_sessions(
 
 /// One project by its session UUID (404 when the key sees no such project).
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "stats", params(("id" = String, Path)),
-    responses((status = 200, body = Session)))]
+    responses((status = 200, body = Session), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, description = "No project of this key has that UUID", body = crate::error::ErrorBody)))]
 async fn read_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Session>> {
     let not_found = || ApiError::NotFound(format!("Session {id} not found"));
     let uuid = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;

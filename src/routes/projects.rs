@@ -32,7 +32,8 @@ pub struct ProjectsRes {
 }
 
 /// The projects this key may read, by id.
-#[utoipa::path(get, path = "/projects", tag = "calls", responses((status = 200, body = ProjectsRes)))]
+#[utoipa::path(get, path = "/projects", tag = "calls",
+    responses((status = 200, body = ProjectsRes), (status = 401, body = crate::error::ErrorBody)))]
 async fn list_projects(State(state): State<AppState>, caller: Caller) -> Result<Json<ProjectsRes>> {
     let entities = (!caller.0.is_admin).then_some(caller.0.entities.as_slice());
     let rows = projects_store::list(&state.db, entities).await?;

@@ -33,7 +33,6 @@ pub struct RefsReadBatchReq {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefsReadBatchRes {
     /// One value per ref, in order: null where a version was deleted or the path leads nowhere.
-    #[schema(value_type = Vec<Object>)]
     pub vals: Vec<Value>,
 }
 
