@@ -19,7 +19,9 @@ use crate::state::AppState;
 use crate::stats::runs::{self as run_stats, Grouping, Groups, RunCost, Tally};
 use crate::store::prices as prices_store;
 use crate::store::projects::{self, ProjectRow};
+use crate::store::run_slots::{self, RunSlotFilter};
 use crate::store::runs::{self as runs_store, GroupBy, RunQuery};
+use crate::store::slots as slots_store;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -159,6 +161,24 @@ struct Plan {
     grouping: Option<Grouping>,
 }
 
+impl Plan {
+    /// What the run rollups must match, when they can answer this request at all: no
+    /// condition on single runs, traces, text or cost, and groups they keep.
+    fn slot_filter(&self) -> Option<RunSlotFilter> {
+        let q = &self.query;
+        let simple = q.ids.is_none()
+            && q.trace.is_none()
+            && q.parent_run.is_none()
+            && q.filter.is_none()
+            && q.trace_filter.is_none()
+            && q.tree_filter.is_none()
+            && q.search.is_empty()
+            && self.costs.is_empty()
+            && matches!(q.group_by, None | Some(GroupBy::Name | GroupBy::RunType));
+        simple.then(|| RunSlotFilter { run_type: q.run_type.clone(), error: q.error, is_root: q.is_root })
+    }
+}
+
 /// Check every field, reporting all problems at once.
 fn plan(req: RunStatsReq, projects: Vec<String>) -> Result<Plan> {
     let mut problems = Vec::new();
@@ -296,32 +316,125 @@ async fn run_stats(
         books.insert(project.as_str().to_string(), prices_store::book(&state.db, project.as_str()).await?);
     }
     let max_runs = state.settings.limits.stats_max_values;
-    let (mut whole, mut groups, mut runs) = (Tally::default(), Groups::default(), 0usize);
-    runs_store::scan(&state.db, &plan.query, |row| {
-        let cost = books.get(&row.project_id).map(|book| RunCost::of(&row.run, book)).unwrap_or_default();
-        if !plan.costs.is_empty() {
-            let total = cost.total();
-            if !plan.costs.iter().all(|(cmp, value)| total.partial_cmp(value).is_some_and(|o| cmp.holds(o))) {
-                return true;
+    let mut tallies = Tallies { whole: Tally::default(), groups: Groups::default(), grouping: plan.grouping.as_ref() };
+    // The rollups answer whole quarter hours when every condition is one they keep; priced
+    // slots must have one price per model throughout.
+    let slot_filter = plan.slot_filter();
+    let read = run_stats::read_plan(
+        plan.query.start,
+        plan.query.end,
+        slot_filter.is_some(),
+        books.values().flat_map(PriceBook::effective_dates),
+    );
+    tracing::debug!(slot_ranges = read.slots.len(), raw_ranges = read.raw.len(), "runs/stats plan");
+    if let (Some(filter), Some(span)) = (&slot_filter, read.slot_span()) {
+        for project in &projects {
+            slots_store::refresh(&state.db, project.as_str(), span).await?;
+        }
+        let mut cost = RunCost::default();
+        let mut prices = Vec::new();
+        for &range in &read.slots {
+            for project in &projects {
+                let book = &books[project.as_str()];
+                let mut priced_slot = None;
+                run_slots::for_each(&state.db, project.as_str(), range, filter, |slot| {
+                    // A slot's groups share its models: price them once a slot.
+                    if priced_slot != Some(slot.slot) {
+                        priced_slot = Some(slot.slot);
+                        prices.clear();
+                        prices.extend(slot.models.iter().map(|model| book.price_for(model, slot.slot)));
+                    }
+                    tallies.add_slot(slot, &prices, &mut cost, plan.query.group_by.as_ref());
+                })
+                .await?;
+            }
+            if tallies.run_count() > max_runs as u64 {
+                return Err(too_many_runs(max_runs));
             }
         }
-        runs += 1;
-        match &plan.grouping {
-            Some(grouping) => groups.add(&row.groups, &row.run, &cost, grouping),
-            None => whole.add(&row.run, &cost),
+        if plan.query.with_feedback {
+            for (value, kind, n) in runs_store::feedback_counts(&state.db, &plan.query, &read.slots).await? {
+                tallies.add_feedback(&value, &kind, u64::try_from(n).unwrap_or_default());
+            }
         }
-        runs <= max_runs
-    })
-    .await?;
-    if runs > max_runs {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "More than {max_runs} runs match (STATS_MAX_VALUES); narrow the request with start_time/end_time or a filter"
-        )));
     }
-    Ok(Json(Value::Object(match &plan.grouping {
-        Some(grouping) => groups.render(grouping, &plan.selected),
-        None => whole.render(&plan.selected),
-    })))
+    for &(from, to) in &read.raw {
+        let query = RunQuery { start: Some(from), end: Some(to), ..plan.query.clone() };
+        let mut runs = tallies.run_count() as usize;
+        runs_store::scan(&state.db, &query, |row| {
+            let cost = books.get(&row.project_id).map(|book| RunCost::of(&row.run, book)).unwrap_or_default();
+            if !plan.costs.is_empty() {
+                let total = cost.total();
+                if !plan.costs.iter().all(|(cmp, value)| total.partial_cmp(value).is_some_and(|o| cmp.holds(o))) {
+                    return true;
+                }
+            }
+            runs += 1;
+            tallies.add(&row.groups, &row.run, &cost);
+            runs <= max_runs
+        })
+        .await?;
+        if runs > max_runs {
+            return Err(too_many_runs(max_runs));
+        }
+    }
+    Ok(Json(Value::Object(tallies.render(&plan.selected))))
+}
+
+fn too_many_runs(max_runs: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "More than {max_runs} runs match (STATS_MAX_VALUES); narrow the request with start_time/end_time or a filter"
+    ))
+}
+
+/// The answer being built: one tally, or one per group.
+struct Tallies<'g> {
+    whole: Tally,
+    groups: Groups,
+    grouping: Option<&'g Grouping>,
+}
+
+impl Tallies<'_> {
+    fn add(&mut self, values: &[String], run: &run_stats::Run, cost: &RunCost) {
+        match self.grouping {
+            Some(grouping) => self.groups.add(values, run, cost, grouping),
+            None => self.whole.add(run, cost),
+        }
+    }
+
+    fn add_slot<'b>(
+        &mut self,
+        slot: &run_stats::RunSlot,
+        prices: &[Option<&'b crate::domain::costs::Price>],
+        cost: &mut RunCost<'b>,
+        group_by: Option<&GroupBy>,
+    ) {
+        match self.grouping {
+            Some(grouping) => {
+                let value = if group_by == Some(&GroupBy::RunType) { &slot.run_type } else { &slot.name };
+                self.groups.add_slot(value, slot, prices, cost, grouping);
+            }
+            None => self.whole.add_slot(slot, prices, cost),
+        }
+    }
+
+    fn add_feedback(&mut self, value: &str, kind: &str, n: u64) {
+        match self.grouping {
+            Some(grouping) => self.groups.add_feedback(value, kind, n, grouping),
+            None => self.whole.add_feedback(kind, n),
+        }
+    }
+
+    fn run_count(&self) -> u64 {
+        self.whole.run_count() + self.groups.run_count()
+    }
+
+    fn render(self, selected: &[bool; run_stats::FIELDS.len()]) -> Map<String, Value> {
+        match self.grouping {
+            Some(grouping) => self.groups.render(grouping, selected),
+            None => self.whole.render(selected),
+        }
+    }
 }
 
 /// The projects named by `session` (ids or UUIDs), each accessible to the caller (else 403,

@@ -228,6 +228,19 @@ fn render_floats(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, V
     );
 }
 
+/// `percentile` of each of `ps` by selection rather than a full sort (reorders `values`).
+pub fn percentiles(values: &mut [f64], ps: &[f64]) -> Vec<Option<f64>> {
+    let at_rank = select_ranks(values, ps);
+    let count = values.len();
+    ps.iter()
+        .map(|&p| {
+            percentile_of(count, p, |i| {
+                at_rank.binary_search_by_key(&i, |&(rank, _)| rank).map(|k| at_rank[k].1).expect("rank was selected")
+            })
+        })
+        .collect()
+}
+
 /// The values at the ranks the percentiles `ps` interpolate between, by selection rather than
 /// a full sort: (rank, value) ascending. Reorders `values`.
 fn select_ranks(values: &mut [f64], ps: &[f64]) -> Vec<(usize, f64)> {

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use super::aggregate::{exact_sum, percentile};
+use super::aggregate::{exact_sum, percentiles};
+use super::slots::{self, Plan};
 use crate::domain::costs::{Price, PriceBook, TokenSums};
-use crate::domain::usage::UsageRow;
+use crate::domain::usage::{Counters, UsageRow};
 use crate::domain::Timestamp;
 
 /// Every statistic, in the order answers list them (LangSmith's order; `unpriced_count`, an
@@ -113,6 +114,7 @@ pub struct Run {
     /// None while running.
     pub latency_ms: Option<f64>,
     pub error: bool,
+    pub is_root: bool,
     pub name: String,
     pub run_type: String,
     pub status: String,
@@ -121,36 +123,127 @@ pub struct Run {
     pub feedback: Vec<String>,
 }
 
-/// What one run's usage cost, priced with its project's book.
+/// A quarter hour of runs that share name, run type, root-ness and status (migration 0009):
+/// what [`Tally`] needs of them, so that reading it gives the answer reading the runs would.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSlot {
+    pub slot: DateTime<Utc>,
+    pub name: String,
+    pub run_type: String,
+    pub is_root: bool,
+    pub status: String,
+    pub runs: u64,
+    pub last_start: DateTime<Utc>,
+    /// Each finished run's latency.
+    pub latencies_ms: Vec<f64>,
+    /// The models `usage_rows` name by position (read back from the rollups: the models of
+    /// the whole slot, shared by its groups).
+    pub models: Vec<String>,
+    /// How many of `usage_rows` each run with usage has, in order.
+    pub usage_runs: Vec<u32>,
+    /// Every usage row of those runs: (index into `models`, counters).
+    pub usage_rows: Vec<(u32, Counters)>,
+}
+
+impl RunSlot {
+    /// A slot without runs (a buffer to fill).
+    pub fn empty(slot: DateTime<Utc>) -> Self {
+        RunSlot {
+            slot,
+            name: String::new(),
+            run_type: String::new(),
+            is_root: false,
+            status: String::new(),
+            runs: 0,
+            last_start: slot,
+            latencies_ms: Vec::new(),
+            models: Vec::new(),
+            usage_runs: Vec::new(),
+            usage_rows: Vec::new(),
+        }
+    }
+
+    /// The slots of `runs` (each with the start of its quarter hour), in key order.
+    pub fn build(runs: impl IntoIterator<Item = (DateTime<Utc>, Run)>) -> Vec<RunSlot> {
+        let mut slots: BTreeMap<(DateTime<Utc>, String, String, bool, String), RunSlot> = BTreeMap::new();
+        for (slot, run) in runs {
+            let key = (slot, run.name, run.run_type, run.is_root, run.status);
+            let entry = slots.entry(key.clone()).or_insert_with(|| RunSlot {
+                name: key.1,
+                run_type: key.2,
+                is_root: key.3,
+                status: key.4,
+                last_start: run.started_at,
+                ..RunSlot::empty(slot)
+            });
+            entry.runs += 1;
+            entry.last_start = entry.last_start.max(run.started_at);
+            entry.latencies_ms.extend(run.latency_ms);
+            if !run.usage.is_empty() {
+                entry.usage_runs.push(run.usage.len() as u32);
+                for row in run.usage {
+                    let index = match entry.models.iter().position(|m| *m == row.model) {
+                        Some(i) => i,
+                        None => {
+                            entry.models.push(row.model);
+                            entry.models.len() - 1
+                        }
+                    };
+                    entry.usage_rows.push((index as u32, row.counters));
+                }
+            }
+        }
+        slots.into_values().collect()
+    }
+
+    /// Whether the slot's runs ended in an error.
+    pub fn is_error(&self) -> bool {
+        self.status == "error"
+    }
+}
+
+/// What one run's usage cost: the rows' token sums per price applied, and the rows no price
+/// applies to.
 #[derive(Debug, Clone, Default)]
-pub struct RunCost {
-    /// Token sums per price applied (by price id, with the price).
-    pub by_price: Vec<(Price, TokenSums)>,
+pub struct RunCost<'b> {
+    pub by_price: Vec<(&'b Price, TokenSums)>,
     pub unpriced_rows: u64,
 }
 
-impl RunCost {
-    pub fn of(run: &Run, book: &PriceBook) -> Self {
-        let mut out = RunCost::default();
-        for row in &run.usage {
-            match book.price_for(&row.model, run.started_at) {
-                Some(price) => match out.by_price.iter_mut().find(|(p, _)| p.id == price.id) {
-                    Some((_, sums)) => sums.add_row(&row.counters),
-                    None => out.by_price.push((price.clone(), TokenSums::of_row(&row.counters))),
+impl<'b> RunCost<'b> {
+    /// A run's cost, priced with its project's book at its start.
+    pub fn of(run: &Run, book: &'b PriceBook) -> Self {
+        let mut cost = RunCost::default();
+        cost.fill(run.usage.iter().map(|row| (book.price_for(&row.model, run.started_at), &row.counters)));
+        cost
+    }
+
+    /// Replace the contents with the cost of `rows` (each with the price that applies to it).
+    pub fn fill<'c>(&mut self, rows: impl Iterator<Item = (Option<&'b Price>, &'c Counters)>) {
+        self.by_price.clear();
+        self.unpriced_rows = 0;
+        for (price, counters) in rows {
+            match price {
+                Some(price) => match self.by_price.iter_mut().find(|(p, _)| p.id == price.id) {
+                    Some((_, sums)) => sums.add_row(counters),
+                    None => self.by_price.push((price, TokenSums::of_row(counters))),
                 },
-                None => out.unpriced_rows += 1,
+                None => self.unpriced_rows += 1,
             }
         }
-        out
     }
 
     /// The run's total cost in USD.
     pub fn total(&self) -> f64 {
-        exact_sum(&self.by_price.iter().map(|(price, sums)| sums.cost(Some(price)).total()).collect::<Vec<_>>())
+        match self.by_price.as_slice() {
+            [] => 0.0,
+            [(price, sums)] => sums.cost(Some(price)).total(),
+            many => exact_sum(&many.iter().map(|(price, sums)| sums.cost(Some(price)).total()).collect::<Vec<_>>()),
+        }
     }
 }
 
-/// The statistics of one set of runs, built one run at a time.
+/// The statistics of one set of runs, built one run (or one [`RunSlot`]) at a time.
 #[derive(Debug, Default)]
 pub struct Tally {
     runs: u64,
@@ -176,57 +269,151 @@ fn saturate(n: i128) -> i64 {
     n.clamp(i64::MIN.into(), i64::MAX.into()) as i64
 }
 
+/// Add `n` to the count of `key`, cloning the key only the first time.
+fn count(counts: &mut HashMap<String, u64>, key: &str, n: u64) {
+    match counts.get_mut(key) {
+        Some(c) => *c += n,
+        None => {
+            counts.insert(key.to_string(), n);
+        }
+    }
+}
+
 impl Tally {
     pub fn run_count(&self) -> u64 {
         self.runs
     }
 
     pub fn add(&mut self, run: &Run, cost: &RunCost) {
-        self.runs += 1;
+        self.add_runs(1, &run.name, &run.run_type, &run.status, run.started_at);
         self.errors += u64::from(run.error);
-        self.last_start = self.last_start.max(Some(run.started_at));
-        if let Some(ms) = run.latency_ms {
-            self.latencies_s.push(ms / 1000.0);
-        }
+        self.latencies_s.extend(run.latency_ms.map(|ms| ms / 1000.0));
         if !run.usage.is_empty() {
-            let (mut total, mut prompt, mut completion) = (0i128, 0i128, 0i128);
-            for row in &run.usage {
-                let c = &row.counters;
-                total += i128::from(c.total_tokens);
-                prompt += i128::from(c.input_tokens);
-                completion += i128::from(c.output_tokens);
-                self.cache_read += i128::from(c.cache_read_input_tokens);
-                self.cache_creation += i128::from(c.cache_creation_input_tokens);
-            }
-            self.total_tokens += total;
-            self.prompt_tokens += prompt;
-            self.completion_tokens += completion;
-            self.run_total_tokens.push(saturate(total));
-            self.run_prompt_tokens.push(saturate(prompt));
-            self.run_completion_tokens.push(saturate(completion));
-            self.run_costs.push(cost.total());
-        }
-        for (price, sums) in &cost.by_price {
-            self.priced.entry(price.id.clone()).or_insert_with(|| (price.clone(), TokenSums::default())).1.add(sums);
-        }
-        self.unpriced_rows += cost.unpriced_rows;
-        for (facet, value) in self.facets.iter_mut().zip([&run.name, &run.run_type, &run.status]) {
-            *facet.entry(value.clone()).or_default() += 1;
+            self.add_usage(run.usage.iter().map(|row| &row.counters), cost);
         }
         for kind in &run.feedback {
-            *self.feedback.entry(kind.clone()).or_default() += 1;
+            self.add_feedback(kind, 1);
+        }
+    }
+
+    /// Every run of `slot`, its usage priced by `prices` (one per model of the slot).
+    pub fn add_slot<'b>(&mut self, slot: &RunSlot, prices: &[Option<&'b Price>], cost: &mut RunCost<'b>) {
+        self.add_runs(slot.runs, &slot.name, &slot.run_type, &slot.status, slot.last_start);
+        if slot.is_error() {
+            self.errors += slot.runs;
+        }
+        self.latencies_s.extend(slot.latencies_ms.iter().map(|ms| ms / 1000.0));
+        // Runs with one usage row (most) skip the per-run price grouping: their token sums
+        // go to the slot's per-model sums, priced once below.
+        let mut per_model = vec![TokenSums::default(); prices.len()];
+        let mut rows = slot.usage_rows.as_slice();
+        for &n in &slot.usage_runs {
+            let (run, rest) = rows.split_at((n as usize).min(rows.len()));
+            rows = rest;
+            if let [(model, counters)] = run {
+                let sums = TokenSums::of_row(counters);
+                let run_cost = match prices.get(*model as usize).copied().flatten() {
+                    Some(price) => sums.cost(Some(price)).total(),
+                    None => {
+                        self.unpriced_rows += 1;
+                        0.0
+                    }
+                };
+                self.add_run_tokens(std::slice::from_ref(counters).iter(), run_cost);
+                if let Some(total) = per_model.get_mut(*model as usize) {
+                    total.add(&sums);
+                }
+            } else {
+                cost.fill(
+                    run.iter().map(|(model, counters)| (prices.get(*model as usize).copied().flatten(), counters)),
+                );
+                self.add_usage(run.iter().map(|(_, counters)| counters), cost);
+            }
+        }
+        for (price, sums) in prices.iter().zip(&per_model) {
+            if let Some(price) = price {
+                self.add_priced(price, sums);
+            }
+        }
+    }
+
+    pub fn add_feedback(&mut self, kind: &str, n: u64) {
+        match self.feedback.get_mut(kind) {
+            Some(c) => *c += n,
+            None => {
+                self.feedback.insert(kind.to_string(), n);
+            }
+        }
+    }
+
+    fn add_runs(&mut self, n: u64, name: &str, run_type: &str, status: &str, last_start: DateTime<Utc>) {
+        self.runs += n;
+        self.last_start = self.last_start.max(Some(last_start));
+        for (facet, value) in self.facets.iter_mut().zip([name, run_type, status]) {
+            count(facet, value, n);
+        }
+    }
+
+    /// One run's usage rows, and what they cost.
+    fn add_usage<'c>(&mut self, rows: impl Iterator<Item = &'c Counters>, cost: &RunCost) {
+        self.add_run_tokens(rows, cost.total());
+        for (price, sums) in &cost.by_price {
+            self.add_priced(price, sums);
+        }
+        self.unpriced_rows += cost.unpriced_rows;
+    }
+
+    /// One run's token counts and total cost.
+    fn add_run_tokens<'c>(&mut self, rows: impl Iterator<Item = &'c Counters>, run_cost: f64) {
+        let (mut total, mut prompt, mut completion) = (0i128, 0i128, 0i128);
+        for c in rows {
+            total += i128::from(c.total_tokens);
+            prompt += i128::from(c.input_tokens);
+            completion += i128::from(c.output_tokens);
+            self.cache_read += i128::from(c.cache_read_input_tokens);
+            self.cache_creation += i128::from(c.cache_creation_input_tokens);
+        }
+        self.total_tokens += total;
+        self.prompt_tokens += prompt;
+        self.completion_tokens += completion;
+        self.run_total_tokens.push(saturate(total));
+        self.run_prompt_tokens.push(saturate(prompt));
+        self.run_completion_tokens.push(saturate(completion));
+        self.run_costs.push(run_cost);
+    }
+
+    fn add_priced(&mut self, price: &Price, sums: &TokenSums) {
+        match self.priced.get_mut(&price.id) {
+            Some((_, total)) => total.add(sums),
+            None => {
+                self.priced.insert(price.id.clone(), (price.clone(), *sums));
+            }
         }
     }
 
     /// The selected statistics, in [`FIELDS`] order.
     pub fn render(mut self, selected: &[bool; FIELDS.len()]) -> Map<String, Value> {
         let n = self.runs;
-        let sort_f = |v: &mut Vec<f64>| v.sort_by(f64::total_cmp);
-        sort_f(&mut self.latencies_s);
-        sort_f(&mut self.run_costs);
-        self.run_total_tokens.sort_unstable();
-        self.run_prompt_tokens.sort_unstable();
-        self.run_completion_tokens.sort_unstable();
+        let is = |field: &str| FIELDS.iter().position(|f| *f == field).is_some_and(|i| selected[i]);
+        // Percentiles by selection, and only those asked for: a full sort of a million values
+        // costs more than the rest of the request.
+        let latency = if is("latency_p50") || is("latency_p99") {
+            percentiles(&mut self.latencies_s, &[50.0, 99.0])
+        } else {
+            vec![None, None]
+        };
+        let cost_ps = if is("cost_p50") || is("cost_p99") {
+            percentiles(&mut self.run_costs, &[50.0, 99.0])
+        } else {
+            vec![None, None]
+        };
+        let disc = |values: &mut Vec<i64>, p: u64, field: &str| is(field).then(|| percentile_disc(values, p)).flatten();
+        let median_tokens = disc(&mut self.run_total_tokens, 50, "median_tokens");
+        let tokens_p99 = disc(&mut self.run_total_tokens, 99, "tokens_p99");
+        let completion_p50 = disc(&mut self.run_completion_tokens, 50, "completion_tokens_p50");
+        let completion_p99 = disc(&mut self.run_completion_tokens, 99, "completion_tokens_p99");
+        let prompt_p50 = disc(&mut self.run_prompt_tokens, 50, "prompt_tokens_p50");
+        let prompt_p99 = disc(&mut self.run_prompt_tokens, 99, "prompt_tokens_p99");
         let costs: Vec<_> = self.priced.values().map(|(price, sums)| sums.cost(Some(price))).collect();
         let sum = |f: fn(&crate::domain::costs::Cost) -> f64| exact_sum(&costs.iter().map(f).collect::<Vec<_>>());
         let (input_cost, output_cost, read_cost, creation_cost) =
@@ -239,20 +426,20 @@ impl Tally {
             }
             let value = match *field {
                 "run_count" => json!(n),
-                "latency_p50" => json!(percentile(&self.latencies_s, 50.0)),
-                "latency_p99" => json!(percentile(&self.latencies_s, 99.0)),
+                "latency_p50" => json!(latency[0]),
+                "latency_p99" => json!(latency[1]),
                 "latency_avg" => json!((!self.latencies_s.is_empty())
                     .then(|| exact_sum(&self.latencies_s) / self.latencies_s.len() as f64)),
                 "first_token_p50" | "first_token_p99" | "streaming_rate" => Value::Null,
                 "total_tokens" => num(self.total_tokens),
                 "prompt_tokens" => num(self.prompt_tokens),
                 "completion_tokens" => num(self.completion_tokens),
-                "median_tokens" => json!(percentile_disc(&self.run_total_tokens, 50)),
-                "completion_tokens_p50" => json!(percentile_disc(&self.run_completion_tokens, 50)),
-                "prompt_tokens_p50" => json!(percentile_disc(&self.run_prompt_tokens, 50)),
-                "tokens_p99" => json!(percentile_disc(&self.run_total_tokens, 99)),
-                "completion_tokens_p99" => json!(percentile_disc(&self.run_completion_tokens, 99)),
-                "prompt_tokens_p99" => json!(percentile_disc(&self.run_prompt_tokens, 99)),
+                "median_tokens" => json!(median_tokens),
+                "completion_tokens_p50" => json!(completion_p50),
+                "prompt_tokens_p50" => json!(prompt_p50),
+                "tokens_p99" => json!(tokens_p99),
+                "completion_tokens_p99" => json!(completion_p99),
+                "prompt_tokens_p99" => json!(prompt_p99),
                 "last_run_start_time" => json!(self.last_start.map(Timestamp)),
                 "feedback_stats" => {
                     Value::Object(self.feedback.iter().map(|(kind, n)| (kind.clone(), json!({ "n": n }))).collect())
@@ -266,8 +453,8 @@ impl Tally {
                 "total_cost" => json!(exact_sum(&[input_cost, output_cost, read_cost, creation_cost])),
                 "prompt_cost" => json!(exact_sum(&[input_cost, read_cost, creation_cost])),
                 "completion_cost" => json!(output_cost),
-                "cost_p50" => json!(percentile(&self.run_costs, 50.0)),
-                "cost_p99" => json!(percentile(&self.run_costs, 99.0)),
+                "cost_p50" => json!(cost_ps[0]),
+                "cost_p99" => json!(cost_ps[1]),
                 "prompt_token_details" => {
                     json!({ "cache_read": saturate(self.cache_read), "cache_creation": saturate(self.cache_creation) })
                 }
@@ -281,12 +468,37 @@ impl Tally {
     }
 }
 
-/// `percentile_disc`: the smallest value whose cumulative share is at least `p` percent.
-pub fn percentile_disc(sorted: &[i64], p: u64) -> Option<i64> {
-    let n = sorted.len() as u64;
+/// Where a request for runs in `[start, end)` (either end open) reads: whole quarter hours
+/// from the run rollups when `rollups` allows, raw runs at the edges and in every slot where a
+/// price takes effect (its runs would be priced two ways).
+pub fn read_plan(
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    rollups: bool,
+    price_changes: impl IntoIterator<Item = DateTime<Utc>>,
+) -> Plan {
+    // Every instant a call can start at (years 1 to 9999); both quarter hours.
+    let first = DateTime::from_timestamp(-62_135_596_800, 0).expect("year 1");
+    let last = DateTime::from_timestamp(253_402_300_800, 0).expect("year 10000");
+    let (start, end) = (start.unwrap_or(first).max(first), end.unwrap_or(last).min(last));
+    if start >= end {
+        return Plan { slots: Vec::new(), raw: Vec::new() };
+    }
+    let (from, to) = (slots::ceil(start), slots::floor(end));
+    if !rollups || from >= to {
+        return Plan::raw(start, end);
+    }
+    let raw = [(start, from), (to, end)].into_iter().filter(|(a, b)| a < b).collect();
+    Plan { slots: vec![(from, to)], raw }.without(price_changes)
+}
+
+/// `percentile_disc`: the smallest value whose cumulative share is at least `p` percent (by
+/// selection; reorders `values`).
+pub fn percentile_disc(values: &mut [i64], p: u64) -> Option<i64> {
+    let n = values.len() as u64;
     // ceil(p·n / 100) in integers, so 0.99·n never rounds up past a whole rank.
     let rank = (p * n).div_ceil(100).max(1);
-    (n > 0).then(|| sorted[(rank - 1) as usize])
+    (n > 0).then(|| *values.select_nth_unstable((rank - 1) as usize).1)
 }
 
 /// Up to ten most frequent values of each facet, ordered by key, count (descending), value.
@@ -324,11 +536,47 @@ impl Groups {
                 continue;
             }
             seen.push(value);
-            if grouping.groups.as_ref().is_some_and(|wanted| !wanted.contains(value)) {
-                continue;
+            if let Some(tally) = self.tally(value, grouping) {
+                tally.add(run, cost);
             }
-            self.tallies.entry(value.clone()).or_default().add(run, cost);
         }
+    }
+
+    /// Count every run of `slot` in the group `value`.
+    pub fn add_slot<'b>(
+        &mut self,
+        value: &str,
+        slot: &RunSlot,
+        prices: &[Option<&'b Price>],
+        cost: &mut RunCost<'b>,
+        grouping: &Grouping,
+    ) {
+        if let Some(tally) = self.tally(value, grouping) {
+            tally.add_slot(slot, prices, cost);
+        }
+    }
+
+    /// `n` feedbacks of type `kind` on runs of the group `value`.
+    pub fn add_feedback(&mut self, value: &str, kind: &str, n: u64, grouping: &Grouping) {
+        if let Some(tally) = self.tally(value, grouping) {
+            tally.add_feedback(kind, n);
+        }
+    }
+
+    /// The tally of group `value`, unless `grouping` leaves it out.
+    fn tally(&mut self, value: &str, grouping: &Grouping) -> Option<&mut Tally> {
+        if grouping.groups.as_ref().is_some_and(|wanted| !wanted.iter().any(|w| w == value)) {
+            return None;
+        }
+        if !self.tallies.contains_key(value) {
+            self.tallies.insert(value.to_string(), Tally::default());
+        }
+        self.tallies.get_mut(value)
+    }
+
+    /// Runs counted so far, over all groups (a run in two groups counts twice).
+    pub fn run_count(&self) -> u64 {
+        self.tallies.values().map(Tally::run_count).sum()
     }
 
     /// The answer: group value → statistics, by run count (descending) then value.
@@ -357,6 +605,7 @@ mod tests {
             started_at: "2025-01-01T00:00:00Z".parse().unwrap(),
             latency_ms,
             error: false,
+            is_root: true,
             name: "op".into(),
             run_type: "chain".into(),
             status: "success".into(),
@@ -379,15 +628,15 @@ mod tests {
 
     #[test]
     fn percentile_disc_is_the_smallest_value_reaching_the_share() {
-        assert_eq!(percentile_disc(&[], 50), None);
-        assert_eq!(percentile_disc(&[7], 99), Some(7));
-        assert_eq!(percentile_disc(&[1, 2, 3, 4], 50), Some(2), "even count: the lower middle");
-        assert_eq!(percentile_disc(&[1, 2, 3, 4, 5], 50), Some(3), "odd count: the middle");
-        assert_eq!(percentile_disc(&[1, 2, 3, 4], 99), Some(4));
-        let hundred: Vec<i64> = (1..=100).collect();
-        assert_eq!(percentile_disc(&hundred, 99), Some(99), "exactly 99% reach 99");
-        let three_hundred: Vec<i64> = (1..=300).collect();
-        assert_eq!(percentile_disc(&three_hundred, 99), Some(297));
+        assert_eq!(percentile_disc(&mut [], 50), None);
+        assert_eq!(percentile_disc(&mut [7], 99), Some(7));
+        assert_eq!(percentile_disc(&mut [4, 2, 3, 1], 50), Some(2), "even count: the lower middle");
+        assert_eq!(percentile_disc(&mut [5, 1, 4, 2, 3], 50), Some(3), "odd count: the middle");
+        assert_eq!(percentile_disc(&mut [1, 2, 3, 4], 99), Some(4));
+        let mut hundred: Vec<i64> = (1..=100).rev().collect();
+        assert_eq!(percentile_disc(&mut hundred, 99), Some(99), "exactly 99% reach 99");
+        let mut three_hundred: Vec<i64> = (1..=300).collect();
+        assert_eq!(percentile_disc(&mut three_hundred, 99), Some(297));
     }
 
     #[test]

@@ -103,12 +103,14 @@ fn is_slot_start(t: DateTime<Utc>) -> bool {
     t.timestamp_subsec_micros() == 0 && t.timestamp().rem_euclid(SLOT_SECONDS) == 0
 }
 
-fn floor(t: DateTime<Utc>) -> DateTime<Utc> {
+/// The start of the slot holding `t`.
+pub fn floor(t: DateTime<Utc>) -> DateTime<Utc> {
     let seconds = t.timestamp().div_euclid(SLOT_SECONDS) * SLOT_SECONDS;
     DateTime::from_timestamp(seconds, 0).unwrap_or(t)
 }
 
-fn ceil(t: DateTime<Utc>) -> DateTime<Utc> {
+/// The first slot start at or after `t`.
+pub fn ceil(t: DateTime<Utc>) -> DateTime<Utc> {
     if is_slot_start(t) {
         t
     } else {

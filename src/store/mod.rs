@@ -29,6 +29,8 @@ pub mod objects;
 pub mod prices;
 /// The project list.
 pub mod projects;
+/// 15-minute rollups of runs (`/api/v1/runs/stats`): rebuild and read.
+pub mod run_slots;
 /// Calls read as LangSmith runs (`/api/v1/runs/stats`).
 pub mod runs;
 /// 15-minute rollups: refresh and read.

@@ -61,6 +61,7 @@ struct Row {
     started_at: DateTime<Utc>,
     latency_ms: Option<f64>,
     error: bool,
+    is_root: bool,
     running: bool,
     display_name: Option<String>,
     op_name: Option<String>,
@@ -112,6 +113,7 @@ impl Row {
                 started_at: self.started_at,
                 latency_ms: self.latency_ms,
                 error: self.error,
+                is_root: self.is_root,
                 name,
                 run_type: self.run_type,
                 status: status.to_string(),
@@ -122,18 +124,84 @@ impl Row {
     }
 }
 
+/// A run's columns (everything [`Row`] reads but its feedback and groups), over calls `c` and
+/// their usage aggregated as [`USAGE_ARRAYS`] in `u`.
+const RUN_COLUMNS: &str = "c.project_id, c.started_at, c.latency_ms, c.exception is not null as error,
+    c.parent_id is null as is_root, c.ended_at is null as running, c.display_name, c.op_name,
+    weave_run_type(c.attributes, u.models is not null) as run_type,
+    coalesce(u.models, '{}') as models, coalesce(u.requests, '{}') as requests,
+    coalesce(u.input, '{}') as input, coalesce(u.output, '{}') as output,
+    coalesce(u.total, '{}') as total, coalesce(u.cache_read, '{}') as cache_read,
+    coalesce(u.cache_creation, '{}') as cache_creation";
+
+/// A run's usage rows as parallel arrays.
+const USAGE_ARRAYS: &str = "array_agg(u.model) as models, array_agg(u.requests) as requests,
+    array_agg(u.input_tokens) as input, array_agg(u.output_tokens) as output,
+    array_agg(u.total_tokens) as total, array_agg(u.cache_read_input_tokens) as cache_read,
+    array_agg(u.cache_creation_input_tokens) as cache_creation";
+
+/// Every visible run of a project starting in one of `slots` (for the run rollups).
+pub(super) async fn runs_of_slots(
+    tx: &mut sqlx::PgConnection,
+    project: &str,
+    slots: &[DateTime<Utc>],
+) -> Result<Vec<Run>, sqlx::Error> {
+    let sql = format!(
+        "select {RUN_COLUMNS}, '{{}}'::text[] as feedback, '{{}}'::text[] as groups
+         from unnest($2::timestamptz[]) s(slot), lateral (
+             -- offset 0 keeps this a per-slot index range scan (the planner would flatten it).
+             select * from calls c where c.project_id = $1 and c.deleted_at is null
+                 and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes' offset 0
+         ) c
+         left join lateral (select {USAGE_ARRAYS} from call_usage u
+             where u.project_id = c.project_id and u.call_id = c.id) u on true"
+    );
+    let rows: Vec<Row> = sqlx::query_as(&sql).bind(project).bind(slots).fetch_all(&mut *tx).await?;
+    Ok(rows.into_iter().map(|row| row.into_run_row(None).run).collect())
+}
+
+/// Feedback counts by (group value, feedback type) of the runs `query` selects in `ranges`:
+/// what the rollup path adds, since run rollups hold no feedback. Without a group, the value
+/// is the empty string.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn feedback_counts(
+    db: &PgPool,
+    query: &RunQuery,
+    ranges: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for &(from, to) in ranges {
+        let ranged = RunQuery {
+            start: Some(query.start.map_or(from, |s| s.max(from))),
+            end: Some(query.end.map_or(to, |e| e.min(to))),
+            ..query.clone()
+        };
+        let group = match ranged.group_by {
+            Some(GroupBy::Name) => "weave_trace_name(c.display_name, c.op_name)",
+            Some(GroupBy::RunType) => {
+                "weave_run_type(c.attributes, exists (select 1 from call_usage u
+                  where u.project_id = c.project_id and u.call_id = c.id))"
+            }
+            _ => "''",
+        };
+        // Feedback is far smaller than calls: from each feedback to its call by primary key.
+        let mut qb = QueryBuilder::new(format!(
+            "select coalesce({group}, '') as value, f.feedback_type, count(*) from feedback f
+             join calls c on c.project_id = f.project_id
+                 and c.id = substr(f.weave_ref, length('weave:///' || f.project_id || '/call/') + 1)
+                 and f.weave_ref = 'weave:///' || c.project_id || '/call/' || c.id"
+        ));
+        push_conditions(&mut qb, &ranged);
+        qb.push(" and f.project_id = any(").push_bind(ranged.projects.clone()).push(") group by 1, 2");
+        out.extend(qb.build_query_as::<(String, String, i64)>().fetch_all(db).await?);
+    }
+    Ok(out)
+}
+
 /// Feed every selected run to `each`, as rows arrive, until it returns false.
 #[tracing::instrument(level = "debug", skip_all, fields(projects = query.projects.len()))]
 pub async fn scan(db: &PgPool, query: &RunQuery, mut each: impl FnMut(RunRow) -> bool) -> Result<(), sqlx::Error> {
-    let mut qb = QueryBuilder::new(
-        "select c.project_id, c.started_at, c.latency_ms, c.exception is not null as error,
-                c.ended_at is null as running, c.display_name, c.op_name,
-                weave_run_type(c.attributes, u.models is not null) as run_type,
-                coalesce(u.models, '{}') as models, coalesce(u.requests, '{}') as requests,
-                coalesce(u.input, '{}') as input, coalesce(u.output, '{}') as output,
-                coalesce(u.total, '{}') as total, coalesce(u.cache_read, '{}') as cache_read,
-                coalesce(u.cache_creation, '{}') as cache_creation, ",
-    );
+    let mut qb = QueryBuilder::new(format_args!("select {RUN_COLUMNS}, ").to_string());
     if query.with_feedback {
         qb.push("coalesce(f.types, '{}') as feedback, ");
     } else {
@@ -149,10 +217,6 @@ pub async fn scan(db: &PgPool, query: &RunQuery, mut each: impl FnMut(RunRow) ->
             .push_bind(path.clone())
             .push("::text[])] else '{}'::text[] end as groups"),
     };
-    const USAGE_ARRAYS: &str = "array_agg(u.model) as models, array_agg(u.requests) as requests,
-        array_agg(u.input_tokens) as input, array_agg(u.output_tokens) as output,
-        array_agg(u.total_tokens) as total, array_agg(u.cache_read_input_tokens) as cache_read,
-        array_agg(u.cache_creation_input_tokens) as cache_creation";
     if query.ids.is_some() || query.trace.is_some() || query.parent_run.is_some() {
         // A few runs: their usage through the primary key.
         qb.push(format_args!(

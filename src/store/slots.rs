@@ -1,5 +1,5 @@
-//! The 15-minute rollups of migration 0006: rebuild the dirty slots of a window, then stream
-//! a window's slots. `stats::slots` decides when a request may use them.
+//! The 15-minute rollups of migration 0006 (and the run rollups of 0009, rebuilt with them):
+//! rebuild the dirty slots of a window, then stream a window's slots. `stats::slots` decides when a request may use them.
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Row};
@@ -180,6 +180,7 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     .bind(&slots)
     .execute(&mut *tx)
     .await?;
+    super::run_slots::rebuild(&mut tx, project, &slots).await?;
     tx.commit().await
 }
 

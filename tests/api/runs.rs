@@ -446,3 +446,122 @@ async fn x_api_key_basic_and_bearer_all_authenticate_and_two_credentials_are_ref
     assert_eq!(send(vec![("x-api-key", app.key.clone()), ("authorization", app.basic())]).await.status, 400);
     assert_eq!(app.get("/api/v1/info").await.status, 200, "no key needed");
 }
+
+/// Run `n` of the rollup comparison: spread over three hours, several names, kinds and
+/// renames, usage of one or two models (one unpriced) on most, errors, running runs.
+fn varied_run(n: u64) -> Vec<Value> {
+    let base = chrono::DateTime::parse_from_rfc3339("2025-03-01T00:00:00Z").unwrap();
+    let at = |ms: u64| (base + chrono::TimeDelta::milliseconds(ms as i64)).to_rfc3339();
+    let started = (n * n * 7_919 + n * 104_729) % (3 * 3_600_000);
+    let id = format!("v{n}");
+    let parent = (n % 4 != 0).then(|| format!("v{}", n - n % 4));
+    let kind = ["llm", "tool", "search", "other"][(n % 5).min(3) as usize];
+    let attributes = if n % 3 == 0 { json!({"weave": {"kind": kind}}) } else { json!({}) };
+    let mut items = vec![start_item(start(
+        &id,
+        &at(started),
+        json!({"trace_id": format!("t{}", n / 4), "parent_id": parent, "attributes": attributes,
+               "op_name": format!("weave:///acme/app/op/op{}:v{}", n % 3, n % 2)}),
+    ))];
+    if n % 13 == 5 {
+        return items;
+    }
+    let mut usage = serde_json::Map::new();
+    for (i, model) in ["acme-small", "acme-large", "unpriced"].iter().enumerate() {
+        if (n + i as u64) % 3 != 0 {
+            usage.insert(
+                model.to_string(),
+                json!({"input_tokens": 10 + n * 13 % 997, "output_tokens": n % 101, "total_tokens": 10 + n * 13 % 997 + n % 101,
+                       "cache_read_input_tokens": n % 17, "cache_creation_input_tokens": n % 5}),
+            );
+        }
+    }
+    let exception = (n % 7 == 2).then_some("boom");
+    items.push(end_item(end(
+        &id,
+        &at(started + 1 + n * 7_907 % 20_000),
+        json!({"exception": exception, "summary": {"usage": usage}}),
+    )));
+    items
+}
+
+/// Every request shape the rollups answer, as (name, extra request fields).
+fn rollup_requests() -> Vec<(&'static str, Value)> {
+    vec![
+        ("everything", json!({})),
+        ("by name", json!({"group_by": {"attribute": "name", "max_groups": 100}})),
+        ("by run type", json!({"group_by": {"attribute": "run_type"}})),
+        ("two named groups", json!({"group_by": {"attribute": "name", "groups": ["op1", "renamed", "nobody"]}})),
+        ("largest two", json!({"group_by": {"attribute": "name", "max_groups": 2}})),
+        ("roots", json!({"is_root": true})),
+        ("finished llm runs", json!({"error": false, "run_type": "llm"})),
+        ("errors", json!({"error": true})),
+        (
+            "uneven window",
+            json!({"start_time": "2025-03-01T00:20:00.5Z", "end_time": "2025-03-01T02:31:07Z", "group_by": {"attribute": "name"}}),
+        ),
+        ("open start", json!({"end_time": "2025-03-01T01:52:00Z"})),
+        ("open end", json!({"start_time": "2025-03-01T00:44:59.999Z", "is_root": false})),
+    ]
+}
+
+/// Each request answered through the rollups equals the same request read run by run (a
+/// filter every run passes forces that).
+async fn assert_rollups_match_raw(app: &TestApp, stage: &str) {
+    for (name, extra) in rollup_requests() {
+        let mut body = json!({"session": [PROJECT]});
+        merge(&mut body, extra);
+        let rolled = stats(app, body.clone()).await;
+        merge(&mut body, json!({"filter": r#"gte(start_time, "2000-01-01T00:00:00Z")"#}));
+        let raw = stats(app, body).await;
+        assert_eq!(rolled, raw, "{stage}: {name}");
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn run_rollups_answer_exactly_what_reading_every_run_answers(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    // acme-large changes price at 01:07:30 (inside a quarter hour) and at 02:00 (on one).
+    for (model, rate, from) in [
+        ("acme-small", 0.001, "2024-01-01T00:00:00Z"),
+        ("acme-large", 0.01, "2024-01-01T00:00:00Z"),
+        ("acme-large", 0.02, "2025-03-01T01:07:30Z"),
+        ("acme-large", 0.03, "2025-03-01T02:00:00Z"),
+    ] {
+        app.ok(
+            "/cost/create",
+            json!({"project_id": PROJECT, "costs": {model: {"prompt_token_cost": rate, "completion_token_cost": rate * 2.0,
+                   "cache_read_input_token_cost": rate / 4.0, "cache_creation_input_token_cost": rate * 1.25,
+                   "effective_date": from}}}),
+        )
+        .await;
+    }
+    let batch: Vec<Value> = (0..240).flat_map(varied_run).collect();
+    app.ok("/call/upsert_batch", json!({ "batch": batch })).await;
+    for n in [1, 8, 33] {
+        app.ok("/call/update", json!({"project_id": PROJECT, "call_id": format!("v{n}"), "display_name": "renamed"}))
+            .await;
+    }
+    let feedback: Vec<Value> = (0..240)
+        .step_by(9)
+        .map(|n| json!({"project_id": PROJECT, "weave_ref": format!("weave:///acme/app/call/v{n}"),
+                        "feedback_type": if n % 2 == 0 { "wandb.reaction.1" } else { "custom" }, "payload": {"emoji": "👍"}}))
+        .collect();
+    app.ok("/feedback/batch/create", json!({ "batch": feedback })).await;
+    assert_rollups_match_raw(&app, "after ingest").await;
+    let rolled: i64 = sqlx::query_scalar("select count(*) from run_slots").fetch_one(&pool).await.unwrap();
+    assert!(rolled > 0, "the rollups were built and read");
+
+    // Later writes, each checked on its own (another write in the same quarter hour would
+    // hide a write that failed to mark its slot): a run ends, one is renamed back, one
+    // deleted, one more starts in an old slot.
+    app.ok("/call/end", json!({"end": end("v5", "2025-03-01T03:00:00Z", json!({"summary": {"usage": {"acme-small": {"input_tokens": 7}}}}))}))
+        .await;
+    assert_rollups_match_raw(&app, "after a late end").await;
+    app.ok("/call/update", json!({"project_id": PROJECT, "call_id": "v8", "display_name": ""})).await;
+    assert_rollups_match_raw(&app, "after a rename").await;
+    app.ok("/calls/delete", json!({"project_id": PROJECT, "call_ids": ["v33"]})).await;
+    assert_rollups_match_raw(&app, "after a delete").await;
+    app.ok("/call/upsert_batch", json!({"batch": varied_run(1_000)})).await;
+    assert_rollups_match_raw(&app, "after a new run").await;
+}
