@@ -331,23 +331,24 @@ async function overview(main, alive, project, params) {
   main.replaceChildren(view);
   drawCharts(chartsBox, series, win.tz);
 
-  // One whole-window request per op family (rollups answer each), a few at a time.
-  // The table fills in as the answers arrive (the tiles and charts are already drawn).
-  const shown = (ops.length ? chosen : all).slice(0, 200);
-  const done = [];
-  const redraw = () => {
-    if (!alive()) return;
-    const pending = shown.length - done.length;
-    opsPanel.replaceChildren(h('h3', {}, 'Ops'), opTable(project, params, done.filter((r) => r.calls > 0), pending),
-      pending ? h('p', { class: 'muted' }, `${pending} more loading…`) : null);
-  };
-  await pool(shown.map((family) => async () => {
-    const answer = await api('/calls/stats', statsBody(project, win,
-      { trace_roots_only: roots || null, op_names: family.names }, WHOLE_WINDOW, 'UTC'));
-    done.push({ family, ...totalsOf(answer) });
-    redraw();
-  }), 4);
-  redraw();
+  // One request for every op's row: LangSmith-style run statistics grouped by name, which the
+  // server answers from its run rollups. A call renamed with a display name is counted under
+  // that name (its row links to a text search instead of an op).
+  const select = ['run_count', 'error_rate', 'latency_p50', 'latency_p99', 'total_tokens', 'total_cost'];
+  const group_by = { attribute: 'name', max_groups: 100 };
+  if (ops.length) group_by.groups = chosen.map((f) => f.label);
+  const byName = await api('/api/v1/runs/stats', {
+    session: [project], start_time: win.start.toISOString(), end_time: win.end.toISOString(),
+    ...(roots ? { is_root: true } : {}), select, group_by,
+  });
+  if (!alive()) return;
+  const ms = (s) => (s === null || s === undefined ? null : s * 1000);
+  const rows = Object.entries(byName).filter(([, s]) => s.run_count > 0).map(([name, s]) => ({
+    family: all.find((f) => f.label === name) || { key: null, label: name },
+    calls: s.run_count, errorRate: s.error_rate, p50: ms(s.latency_p50), p99: ms(s.latency_p99),
+    tokens: s.total_tokens, cost: s.total_cost,
+  }));
+  opsPanel.replaceChildren(h('h3', {}, 'Ops'), opTable(project, params, rows));
 }
 
 function controls(project, params, win, families, ops, roots) {
@@ -407,6 +408,8 @@ function tiles(t) {
       t.unpriced ? 'Some models have no price: add one with POST /cost/create.' : null));
 }
 
+const COMPACT = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
+
 function drawCharts(box, answer, tz) {
   const buckets = answer.call_buckets;
   const labels = buckets.map((b) => b.timestamp);
@@ -458,13 +461,14 @@ function drawCharts(box, answer, tz) {
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), tz),
       scales: { x: { time: true } },
       series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false, points: { show: xs.length <= 48 } }))],
-      axes: [{}, { size: 72, values: (u, values) => values.map((v) => (v === null ? '' : fmt(v))) }],
+      // Axis labels past six digits in compact form (20M), so they fit beside the plot.
+      axes: [{}, { size: 72, values: (u, values) => values.map((v) => (v === null ? '' : Math.abs(v) >= 1e6 ? COMPACT.format(v) : fmt(v))) }],
       legend: { show: true },
     }, [xs, ...series.map((s) => s.values)], plot);
   }
 }
 
-function opTable(project, params, rows, pending = 0) {
+function opTable(project, params, rows) {
   const sort = params.get('sort') || 'calls';
   const asc = params.get('asc') === '1';
   const columns = [
@@ -495,9 +499,9 @@ function opTable(project, params, rows, pending = 0) {
   const [entity, name] = project.split('/');
   const body = rows.map((r) => {
     const traces = carry();
-    traces.set('op', r.family.key);
-    return h('tr', { 'data-testid': 'op-row', dataset: { op: r.family.key, calls: String(r.calls) } },
-      h('td', {}, h('a', { href: link([entity, name, 'traces'], traces), title: r.family.key }, r.family.label)),
+    if (r.family.key) traces.set('op', r.family.key); else traces.set('q', r.family.label);
+    return h('tr', { 'data-testid': 'op-row', dataset: { op: r.family.key || '', calls: String(r.calls) } },
+      h('td', {}, h('a', { href: link([entity, name, 'traces'], traces), title: r.family.key || r.family.label }, r.family.label)),
       h('td', { class: 'num' }, fmtInt(r.calls)),
       h('td', { class: 'num' }, fmtPct(r.errorRate)),
       h('td', { class: 'num' }, fmtMs(r.p50)),
@@ -505,9 +509,8 @@ function opTable(project, params, rows, pending = 0) {
       h('td', { class: 'num' }, fmtInt(r.tokens)),
       h('td', { class: 'num' }, fmtCost(r.cost)));
   });
-  if (!rows.length) return h('p', { class: 'muted' }, pending ? '' : 'No calls in this range.');
-  // Marked complete only once every op has answered (tests and scripts wait for it).
-  return h('table', { 'data-testid': pending ? 'op-table-partial' : 'op-table' }, h('thead', {}, h('tr', {}, head)), h('tbody', {}, body));
+  if (!rows.length) return h('p', { class: 'muted', 'data-testid': 'op-table' }, 'No calls in this range.');
+  return h('table', { 'data-testid': 'op-table' }, h('thead', {}, h('tr', {}, head)), h('tbody', {}, body));
 }
 
 // ---------- traces ----------
