@@ -108,14 +108,17 @@ async fn replace_usage(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), s
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        r#"delete from call_usage u using unnest($1::text[], $2::text[]) as e(project_id, id)
-           where u.project_id = e.project_id and u.call_id = e.id"#,
-    )
-    .bind(rows.iter().map(|r| r.project_id.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await?;
+    // One delete per project: a statement naming its project stays on one shard under Citus.
+    let mut projects: Vec<&str> = rows.iter().map(|r| r.project_id.as_str()).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    for project in projects {
+        sqlx::query("delete from call_usage u using unnest($2::text[]) as e(id) where u.project_id = $1 and u.call_id = e.id")
+            .bind(project)
+            .bind(rows.iter().filter(|r| r.project_id == project).map(|r| r.id.clone()).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+    }
     let usage: Vec<(&EndRow, &UsageRow)> = rows.iter().flat_map(|r| r.usage.iter().map(move |u| (r, u))).collect();
     if usage.is_empty() {
         return Ok(());
@@ -249,10 +252,12 @@ pub struct CallRow {
 }
 
 /// An extra column with a call's usage rows, as `[[model, requests, input, output, total,
-/// cache_read, cache_creation], ...]`; [`CallRow::usage`] reads it back.
+/// cache_read, cache_creation], ...]`; [`CallRow::usage`] reads it back. The project is the
+/// statement's first parameter (as in [`VISIBLE`](super::VISIBLE)): the explicit equality keeps
+/// the subquery on one shard under Citus.
 pub const USAGE_COLUMN: &str = ", (select coalesce(jsonb_agg(jsonb_build_array(u.model, u.requests, u.input_tokens, \
      u.output_tokens, u.total_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens)), '[]'::jsonb) \
-     from call_usage u where u.project_id = c.project_id and u.call_id = c.id) as usage_rows";
+     from call_usage u where u.project_id = $1 and u.call_id = c.id) as usage_rows";
 
 impl CallRow {
     /// The usage rows selected with [`USAGE_COLUMN`] (none when it was not selected).

@@ -154,7 +154,7 @@ pub(super) async fn runs_of_slots(
                  and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes' offset 0
          ) c
          left join lateral (select {USAGE_ARRAYS} from call_usage u
-             where u.project_id = c.project_id and u.call_id = c.id) u on true"
+             where u.project_id = $1 and u.call_id = c.id) u on true"
     );
     let rows: Vec<Row> = sqlx::query_as(&sql).bind(project).bind(slots).fetch_all(&mut *tx).await?;
     Ok(rows.into_iter().map(|row| row.into_run_row(None).run).collect())

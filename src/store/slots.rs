@@ -161,7 +161,8 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
                  where c.project_id = $1 and c.deleted_at is null
                      and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes' offset 0
              ) c
-             join call_usage u on u.project_id = c.project_id and u.call_id = c.id
+             -- The project constant routes the join to one shard under Citus.
+             join call_usage u on u.project_id = $1 and u.call_id = c.id
              group by grouping sets ((s.slot, u.model), (s.slot, c.op_name, c.parent_id is null, u.model))
          ), whole as (
              insert into usage_slots (project_id, slot, model, usage_rows, input_tokens, output_tokens, total_tokens,

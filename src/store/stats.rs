@@ -75,7 +75,7 @@ pub async fn tally_usage(
 ) -> Result<(), sqlx::Error> {
     let select = format!(
         "select c.started_at, {USAGE_ROW_COLUMNS}
-         from calls c join call_usage u on u.project_id = c.project_id and u.call_id = c.id"
+         from calls c join call_usage u on u.project_id = $1 and u.call_id = c.id"
     );
     for &range in &plan.slots {
         for_each(slots::usage_slots(project, range, slot_filter), db, |slot| tally.add_slot(&slot)).await?;

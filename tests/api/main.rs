@@ -2,6 +2,7 @@
 //! the real router. One test binary, so the suite links once.
 mod auth;
 mod calls;
+mod citus;
 mod costs;
 mod errors;
 mod expr;
