@@ -14,23 +14,6 @@ create table run_slots (
 );
 alter table run_slots alter column groups set storage external;
 
--- A run's name and type come from its display name and attributes: changes to either mark
--- the slot too.
-create or replace function weave_mark_updated_calls() returns trigger language plpgsql as $$
-begin
-    insert into rollup_dirty (project_id, slot)
-    select distinct s.project_id, weave_slot(s.started_at)
-    from old_calls o join new_calls n on n.project_id = o.project_id and n.id = o.id,
-         lateral (values (o.project_id, o.started_at), (n.project_id, n.started_at)) as s(project_id, started_at)
-    where s.started_at is not null
-      and (o.started_at, o.ended_at, o.exception, o.deleted_at, o.op_name, o.parent_id, o.summary,
-           o.display_name, o.attributes)
-          is distinct from (n.started_at, n.ended_at, n.exception, n.deleted_at, n.op_name, n.parent_id, n.summary,
-                            n.display_name, n.attributes)
-    on conflict do nothing;
-    return null;
-end $$;
-
 -- Everything already stored is dirty once, so the new rollups get built.
 insert into rollup_dirty (project_id, slot)
 select distinct project_id, weave_slot(started_at) from calls where started_at is not null

@@ -1,7 +1,10 @@
--- SQL that Citus (distributed Postgres, tables distributed by project_id) can run as well as
--- plain Postgres (README "Scaling out"). The dirty-mark triggers of 0006/0009 read their
--- transition tables in a loop of single-row inserts: Citus cannot ship a transition table to
--- a shard inside `insert ... select`. Batches touch few quarter hours, so the loop is short.
+-- The dirty-mark triggers of 0006, rewritten:
+-- * as SQL that Citus (distributed Postgres, tables distributed by project_id) runs as well as
+--   plain Postgres (README "Scaling out"): they read their transition tables in a loop of
+--   single-row inserts, since Citus cannot ship a transition table to a shard inside
+--   `insert ... select`. Batches touch few quarter hours, so the loop is short.
+-- * for the run rollups of 0009: a run's name and type come from its display name and
+--   attributes, so changes to either mark the slot too.
 create or replace function weave_mark_inserted_calls() returns trigger language plpgsql as $$
 declare
     mark record;

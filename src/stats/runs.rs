@@ -477,9 +477,7 @@ pub fn read_plan(
     rollups: bool,
     price_changes: impl IntoIterator<Item = DateTime<Utc>>,
 ) -> Plan {
-    // Every instant a call can start at (years 1 to 9999); both quarter hours.
-    let first = DateTime::from_timestamp(-62_135_596_800, 0).expect("year 1");
-    let last = DateTime::from_timestamp(253_402_300_800, 0).expect("year 10000");
+    let (first, last) = slots::all_time();
     let (start, end) = (start.unwrap_or(first).max(first), end.unwrap_or(last).min(last));
     if start >= end {
         return Plan { slots: Vec::new(), raw: Vec::new() };

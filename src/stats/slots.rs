@@ -38,6 +38,13 @@ pub fn split(grid: &BucketGrid, start: DateTime<Utc>, end: DateTime<Utc>) -> Opt
 /// `[from, to)`.
 pub type Range = (DateTime<Utc>, DateTime<Utc>);
 
+/// Every instant a call can start at (years 1 to 9999; both ends are slot starts).
+pub fn all_time() -> Range {
+    let first = DateTime::from_timestamp(-62_135_596_800, 0).expect("year 1");
+    let last = DateTime::from_timestamp(253_402_300_800, 0).expect("year 10000");
+    (first, last)
+}
+
 /// What one stream of a stats request reads: whole slots from rollups, the rest raw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {

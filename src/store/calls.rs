@@ -113,11 +113,13 @@ async fn replace_usage(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), s
     projects.sort_unstable();
     projects.dedup();
     for project in projects {
-        sqlx::query("delete from call_usage u using unnest($2::text[]) as e(id) where u.project_id = $1 and u.call_id = e.id")
-            .bind(project)
-            .bind(rows.iter().filter(|r| r.project_id == project).map(|r| r.id.clone()).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "delete from call_usage u using unnest($2::text[]) as e(id) where u.project_id = $1 and u.call_id = e.id",
+        )
+        .bind(project)
+        .bind(rows.iter().filter(|r| r.project_id == project).map(|r| r.id.clone()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
     }
     let usage: Vec<(&EndRow, &UsageRow)> = rows.iter().flat_map(|r| r.usage.iter().map(move |u| (r, u))).collect();
     if usage.is_empty() {

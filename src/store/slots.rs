@@ -5,7 +5,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter::{push_name_match, SlotFilter};
-use crate::stats::slots::Range;
+use crate::stats::slots::{all_time, Range};
 use crate::stats::tally::{CallSlot, SlotSums, UsageSlot};
 
 impl<'r> FromRow<'r, PgRow> for CallSlot {
@@ -48,13 +48,14 @@ impl<'r> FromRow<'r, PgRow> for UsageSlot {
 /// the statement timeout.
 const SLOTS_PER_REFRESH: usize = 96;
 
-/// Rebuild the slots in `[from, to)` that writes have touched since they were last built.
+/// Rebuild the slots in `[from, to)` that writes have touched since they were last built;
+/// how many were.
 ///
 /// Refreshes of a project take turns (an advisory lock), so the last rollup written is always
 /// from the newest snapshot. Only marks visible when a refresh starts are consumed; the
 /// rebuild reads a later snapshot, so every write a consumed mark stands for is in it.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn refresh(db: &PgPool, project: &str, (from, to): Range) -> Result<(), sqlx::Error> {
+pub async fn refresh(db: &PgPool, project: &str, (from, to): Range) -> Result<usize, sqlx::Error> {
     // The slots dirty now: writes landing meanwhile wait for the next request, so a reader
     // never chases a busy writer.
     let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
@@ -68,32 +69,80 @@ pub async fn refresh(db: &PgPool, project: &str, (from, to): Range) -> Result<()
     for slots in dirty.chunks(SLOTS_PER_REFRESH) {
         rebuild(db, project, slots).await?;
     }
-    Ok(())
+    Ok(dirty.len())
 }
+
+/// The rollup tables, which every rebuild rewrites.
+const ROLLUP_TABLES: &str = "rollup_dirty, call_slots, call_op_slots, usage_slots, usage_op_slots, run_slots";
 
 /// The background refresher: keeps the rollups close to the writes, so a dashboard read rarely
 /// rebuilds much. Reads stay exact either way: they rebuild what is still dirty in their window.
+///
+/// Every rebuild deletes and rewrites rows, so after a burst of writes the rollup tables hold
+/// more dead rows than live ones and the planner's statistics are stale; nothing else may clean
+/// them (autovacuum can be off, or slow to notice). After each round the refresher vacuums and
+/// analyzes them itself when [`needs_maintenance`] says so.
 pub async fn refresh_forever(db: PgPool, every: std::time::Duration) {
+    let mut busy = false;
     loop {
-        tokio::time::sleep(every).await;
-        if let Err(error) = refresh_everything(&db).await {
-            tracing::warn!(%error, "background rollup refresh failed; retrying next round");
+        // Back to back while writes keep it busy, so the rollups trail the last write by the
+        // rebuild's own time rather than by a whole pause more.
+        if !busy {
+            tokio::time::sleep(every).await;
         }
+        let round = async {
+            let rebuilt = refresh_everything(&db).await?;
+            if needs_maintenance(&db).await? {
+                maintain(&db).await?;
+            }
+            Ok::<_, sqlx::Error>(rebuilt)
+        };
+        busy = match round.await {
+            Ok(rebuilt) => rebuilt > 0,
+            Err(error) => {
+                tracing::warn!(%error, "background rollup refresh failed; retrying next round");
+                false
+            }
+        };
     }
 }
 
+/// Whether the rollup tables hold more than 20% dead rows (and over 1,000), or any of them,
+/// `calls` or `call_usage` changed by more than 20% (and over 1,000 rows) since last analyzed.
+pub async fn needs_maintenance(db: &PgPool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "select coalesce(sum(n_dead_tup) filter (where relname <> all(array['calls', 'call_usage'])) >
+                    greatest(1000, sum(n_live_tup) filter (where relname <> all(array['calls', 'call_usage'])) / 5)
+                or bool_or(n_mod_since_analyze > greatest(1000, n_live_tup / 5)), false)
+         from pg_stat_user_tables
+         where relname = any(string_to_array(replace('{ROLLUP_TABLES}, calls, call_usage', ' ', ''), ','))"
+    ))
+    .fetch_one(db)
+    .await
+}
+
+/// Vacuum and analyze the rollup tables, and analyze the tables they are built from.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn maintain(db: &PgPool) -> Result<(), sqlx::Error> {
+    let started = std::time::Instant::now();
+    // VACUUM refuses to run inside a transaction, even the implicit one around several
+    // statements: the simple protocol sends it alone.
+    sqlx::raw_sql(&format!("vacuum (analyze) {ROLLUP_TABLES}")).execute(db).await?;
+    sqlx::query("analyze calls, call_usage").execute(db).await?;
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "rollup tables vacuumed and analyzed");
+    Ok(())
+}
+
 /// Rebuild every dirty slot of every project (the background refresher's round), so reads
-/// after a burst of writes find little left to do.
-pub async fn refresh_everything(db: &PgPool) -> Result<(), sqlx::Error> {
+/// after a burst of writes find little left to do; how many slots were rebuilt.
+pub async fn refresh_everything(db: &PgPool) -> Result<usize, sqlx::Error> {
     let projects: Vec<String> =
         sqlx::query_scalar("select distinct project_id from rollup_dirty").fetch_all(db).await?;
-    // Every instant a call can start at (years 1 to 9999).
-    let first = DateTime::from_timestamp(-62_135_596_800, 0).expect("year 1");
-    let last = DateTime::from_timestamp(253_402_300_800, 0).expect("year 10000");
+    let mut rebuilt = 0;
     for project in projects {
-        refresh(db, &project, (first, last)).await?;
+        rebuilt += refresh(db, &project, all_time()).await?;
     }
-    Ok(())
+    Ok(rebuilt)
 }
 
 /// Consume the marks of `slots` and rebuild their rollups, in one transaction.

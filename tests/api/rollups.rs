@@ -191,3 +191,36 @@ async fn a_write_made_while_a_refresh_runs_is_picked_up_by_the_next_request(pool
     let after = same_both_ways(&app).await;
     assert_ne!(during, after, "the committed write shows in the next answer");
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn maintenance_vacuums_and_analyzes_the_rollup_tables_and_answers_stay_the_same(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let batch: Vec<Value> = (0..200)
+        .flat_map(|n| {
+            let (start, end) = call(n);
+            [Some(start_item(start)), end.map(end_item)].into_iter().flatten()
+        })
+        .collect();
+    app.ok("/call/upsert_batch", json!({ "batch": batch })).await;
+    let request = dashboard(T0, &at(3 * 3_600_000), "UTC", 3600, json!({}));
+    let before = app.ok("/calls/stats", request.clone()).await;
+    weave_trace_server::store::slots::maintain(&pool).await.unwrap();
+    let cleaned: Vec<(String, bool, bool)> = sqlx::query_as(
+        "select relname::text, last_vacuum is not null, last_analyze is not null from pg_stat_user_tables
+         where relname in ('rollup_dirty', 'call_slots', 'call_op_slots', 'usage_slots', 'usage_op_slots', 'run_slots', 'calls', 'call_usage')
+         order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(cleaned.len(), 8);
+    for (table, vacuumed, analyzed) in cleaned {
+        assert!(analyzed, "{table} analyzed");
+        assert_eq!(
+            vacuumed,
+            !["calls", "call_usage"].contains(&table.as_str()),
+            "{table}: only rollup tables are vacuumed"
+        );
+    }
+    assert_eq!(app.ok("/calls/stats", request).await, before);
+}
