@@ -16,7 +16,7 @@ use crate::domain::run_filter::{self, Cmp, RunFilter};
 use crate::domain::{bounded_list, ProjectId, Timestamp};
 use crate::error::{ApiError, Result, ValidationDetail};
 use crate::state::AppState;
-use crate::stats::runs::{self as run_stats, Grouping, Groups, RunCost, Tally};
+use crate::stats::runs::{self as run_stats, Answer, Grouping, RunCost, SlotGroup, SlotPricing};
 use crate::store::prices as prices_store;
 use crate::store::projects::{self, ProjectRow};
 use crate::store::run_slots::{self, RunSlotFilter};
@@ -316,7 +316,11 @@ async fn run_stats(
         books.insert(project.as_str().to_string(), prices_store::book(&state.db, project.as_str()).await?);
     }
     let max_runs = state.settings.limits.stats_max_values;
-    let mut tallies = Tallies { whole: Tally::default(), groups: Groups::default(), grouping: plan.grouping.as_ref() };
+    let slot_group = match plan.query.group_by {
+        Some(GroupBy::RunType) => SlotGroup::RunType,
+        _ => SlotGroup::Name,
+    };
+    let mut answer = Answer::new(plan.grouping.as_ref(), slot_group);
     // The rollups answer whole quarter hours when every condition is one they keep; priced
     // slots must have one price per model throughout.
     let slot_filter = plan.slot_filter();
@@ -331,36 +335,27 @@ async fn run_stats(
         for project in &projects {
             slots_store::refresh(&state.db, project.as_str(), span).await?;
         }
-        let mut cost = RunCost::default();
-        let mut prices = Vec::new();
         for &range in &read.slots {
             for project in &projects {
-                let book = &books[project.as_str()];
-                let mut priced_slot = None;
+                let mut pricing = SlotPricing::new(&books[project.as_str()]);
                 run_slots::for_each(&state.db, project.as_str(), range, filter, |slot| {
-                    // A slot's groups share its models: price them once a slot.
-                    if priced_slot != Some(slot.slot) {
-                        priced_slot = Some(slot.slot);
-                        prices.clear();
-                        prices.extend(slot.models.iter().map(|model| book.price_for(model, slot.slot)));
-                    }
-                    tallies.add_slot(slot, &prices, &mut cost, plan.query.group_by.as_ref());
+                    answer.add_slot(slot, &mut pricing);
                 })
                 .await?;
             }
-            if tallies.run_count() > max_runs as u64 {
+            if answer.run_count() > max_runs as u64 {
                 return Err(too_many_runs(max_runs));
             }
         }
         if plan.query.with_feedback {
             for (value, kind, n) in runs_store::feedback_counts(&state.db, &plan.query, &read.slots).await? {
-                tallies.add_feedback(&value, &kind, u64::try_from(n).unwrap_or_default());
+                answer.add_feedback(&value, &kind, u64::try_from(n).unwrap_or_default());
             }
         }
     }
     for &(from, to) in &read.raw {
         let query = RunQuery { start: Some(from), end: Some(to), ..plan.query.clone() };
-        let mut runs = tallies.run_count() as usize;
+        let mut runs = answer.run_count() as usize;
         runs_store::scan(&state.db, &query, |row| {
             let cost = books.get(&row.project_id).map(|book| RunCost::of(&row.run, book)).unwrap_or_default();
             if !plan.costs.is_empty() {
@@ -370,7 +365,7 @@ async fn run_stats(
                 }
             }
             runs += 1;
-            tallies.add(&row.groups, &row.run, &cost);
+            answer.add(&row.groups, &row.run, &cost);
             runs <= max_runs
         })
         .await?;
@@ -378,63 +373,13 @@ async fn run_stats(
             return Err(too_many_runs(max_runs));
         }
     }
-    Ok(Json(Value::Object(tallies.render(&plan.selected))))
+    Ok(Json(Value::Object(answer.render(&plan.selected))))
 }
 
 fn too_many_runs(max_runs: usize) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "More than {max_runs} runs match (STATS_MAX_VALUES); narrow the request with start_time/end_time or a filter"
     ))
-}
-
-/// The answer being built: one tally, or one per group.
-struct Tallies<'g> {
-    whole: Tally,
-    groups: Groups,
-    grouping: Option<&'g Grouping>,
-}
-
-impl Tallies<'_> {
-    fn add(&mut self, values: &[String], run: &run_stats::Run, cost: &RunCost) {
-        match self.grouping {
-            Some(grouping) => self.groups.add(values, run, cost, grouping),
-            None => self.whole.add(run, cost),
-        }
-    }
-
-    fn add_slot<'b>(
-        &mut self,
-        slot: &run_stats::RunSlot,
-        prices: &[Option<&'b crate::domain::costs::Price>],
-        cost: &mut RunCost<'b>,
-        group_by: Option<&GroupBy>,
-    ) {
-        match self.grouping {
-            Some(grouping) => {
-                let value = if group_by == Some(&GroupBy::RunType) { &slot.run_type } else { &slot.name };
-                self.groups.add_slot(value, slot, prices, cost, grouping);
-            }
-            None => self.whole.add_slot(slot, prices, cost),
-        }
-    }
-
-    fn add_feedback(&mut self, value: &str, kind: &str, n: u64) {
-        match self.grouping {
-            Some(grouping) => self.groups.add_feedback(value, kind, n, grouping),
-            None => self.whole.add_feedback(kind, n),
-        }
-    }
-
-    fn run_count(&self) -> u64 {
-        self.whole.run_count() + self.groups.run_count()
-    }
-
-    fn render(self, selected: &[bool; run_stats::FIELDS.len()]) -> Map<String, Value> {
-        match self.grouping {
-            Some(grouping) => self.groups.render(grouping, selected),
-            None => self.whole.render(selected),
-        }
-    }
 }
 
 /// The projects named by `session` (ids or UUIDs), each accessible to the caller (else 403,

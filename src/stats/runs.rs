@@ -468,6 +468,94 @@ impl Tally {
     }
 }
 
+/// Which value of a [`RunSlot`] names its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotGroup {
+    Name,
+    RunType,
+}
+
+/// The prices of the models of the slot being read, found once a slot (its groups share its
+/// models), with a buffer for each run's cost.
+pub struct SlotPricing<'b> {
+    book: &'b PriceBook,
+    slot: Option<DateTime<Utc>>,
+    prices: Vec<Option<&'b Price>>,
+    cost: RunCost<'b>,
+}
+
+impl<'b> SlotPricing<'b> {
+    pub fn new(book: &'b PriceBook) -> Self {
+        SlotPricing { book, slot: None, prices: Vec::new(), cost: RunCost::default() }
+    }
+
+    fn price(&mut self, slot: &RunSlot) -> (&[Option<&'b Price>], &mut RunCost<'b>) {
+        if self.slot != Some(slot.slot) {
+            self.slot = Some(slot.slot);
+            self.prices.clear();
+            self.prices.extend(slot.models.iter().map(|model| self.book.price_for(model, slot.slot)));
+        }
+        (&self.prices, &mut self.cost)
+    }
+}
+
+/// The answer being built: one tally, or one per group.
+pub struct Answer<'g> {
+    whole: Tally,
+    groups: Groups,
+    grouping: Option<&'g Grouping>,
+    slot_group: SlotGroup,
+}
+
+impl<'g> Answer<'g> {
+    pub fn new(grouping: Option<&'g Grouping>, slot_group: SlotGroup) -> Self {
+        Answer { whole: Tally::default(), groups: Groups::default(), grouping, slot_group }
+    }
+
+    /// One run, in each of `values` when grouped.
+    pub fn add(&mut self, values: &[String], run: &Run, cost: &RunCost) {
+        match self.grouping {
+            Some(grouping) => self.groups.add(values, run, cost, grouping),
+            None => self.whole.add(run, cost),
+        }
+    }
+
+    /// Every run of `slot`.
+    pub fn add_slot(&mut self, slot: &RunSlot, pricing: &mut SlotPricing) {
+        let (prices, cost) = pricing.price(slot);
+        match self.grouping {
+            Some(grouping) => {
+                let value = match self.slot_group {
+                    SlotGroup::Name => &slot.name,
+                    SlotGroup::RunType => &slot.run_type,
+                };
+                self.groups.add_slot(value, slot, prices, cost, grouping);
+            }
+            None => self.whole.add_slot(slot, prices, cost),
+        }
+    }
+
+    /// `n` feedbacks of type `kind` on runs of the group `value` (ignored when not grouped).
+    pub fn add_feedback(&mut self, value: &str, kind: &str, n: u64) {
+        match self.grouping {
+            Some(grouping) => self.groups.add_feedback(value, kind, n, grouping),
+            None => self.whole.add_feedback(kind, n),
+        }
+    }
+
+    /// Runs counted so far (a run in two groups counts twice).
+    pub fn run_count(&self) -> u64 {
+        self.whole.run_count() + self.groups.run_count()
+    }
+
+    pub fn render(self, selected: &[bool; FIELDS.len()]) -> Map<String, Value> {
+        match self.grouping {
+            Some(grouping) => self.groups.render(grouping, selected),
+            None => self.whole.render(selected),
+        }
+    }
+}
+
 /// Where a request for runs in `[start, end)` (either end open) reads: whole quarter hours
 /// from the run rollups when `rollups` allows, raw runs at the edges and in every slot where a
 /// price takes effect (its runs would be priced two ways).
