@@ -324,17 +324,19 @@ async fn run_stats(
     // The rollups answer whole quarter hours when every condition is one they keep; priced
     // slots must have one price per model throughout.
     let slot_filter = plan.slot_filter();
-    let read = run_stats::read_plan(
+    let mut read = run_stats::read_plan(
         plan.query.start,
         plan.query.end,
         slot_filter.is_some(),
         books.values().flat_map(PriceBook::effective_dates),
     );
-    tracing::debug!(slot_ranges = read.slots.len(), raw_ranges = read.raw.len(), "runs/stats plan");
     if let (Some(filter), Some(span)) = (&slot_filter, read.slot_span()) {
+        // Stale slots (written since their last rebuild) are read raw, for every project.
+        let mut stale = Vec::new();
         for project in &projects {
-            slots_store::refresh(&state.db, project.as_str(), span).await?;
+            stale.extend(slots_store::stale_or_refresh(&state.db, project.as_str(), span).await?);
         }
+        read = read.without_slots(stale);
         for &range in &read.slots {
             for project in &projects {
                 let mut pricing = SlotPricing::new(&books[project.as_str()]);
@@ -353,6 +355,7 @@ async fn run_stats(
             }
         }
     }
+    tracing::debug!(slot_ranges = read.slots.len(), raw_ranges = read.raw.len(), "runs/stats plan");
     for &(from, to) in &read.raw {
         let query = RunQuery { start: Some(from), end: Some(to), ..plan.query.clone() };
         let mut runs = answer.run_count() as usize;

@@ -138,23 +138,29 @@ async fn call_stats(
     // slot in which a price takes effect (its sums would mix two prices).
     let slot_filter = selection.slot_filter();
     let split = slot_filter.as_ref().and_then(|_| slots::split(&grid, plan.start, plan.end));
-    let call_plan = ReadPlan::new(split, plan.start, plan.end);
+    let mut call_plan = ReadPlan::new(split, plan.start, plan.end);
     let summable = plan.usage_metrics.iter().all(|(_, spec)| {
         spec.percentiles.is_empty()
             && spec.aggregations.iter().all(|a| matches!(a, Aggregation::Sum | Aggregation::Avg | Aggregation::Count))
     });
-    let usage_plan = match &book {
+    let mut usage_plan = match &book {
         _ if !summable => ReadPlan::raw(plan.start, plan.end),
         Some(book) => call_plan.without(book.effective_dates()),
         None => call_plan.clone(),
     };
+    // Stale slots (written since their last rebuild) are read raw too.
     let refreshed = std::time::Instant::now();
+    let mut stale = 0;
     if let Some(span) = call_plan.slot_span().filter(|_| wants_calls || wants_usage) {
-        slots_store::refresh(db, project, span).await?;
+        let slots = slots_store::stale_or_refresh(db, project, span).await?;
+        stale = slots.len();
+        call_plan = call_plan.without_slots(slots.iter().copied());
+        usage_plan = usage_plan.without_slots(slots);
     }
     tracing::debug!(
         call_path = path_name(&call_plan),
         usage_path = path_name(&usage_plan),
+        stale_slots = stale,
         refresh_ms = refreshed.elapsed().as_secs_f64() * 1000.0,
         "stats plan"
     );

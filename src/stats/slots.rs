@@ -71,11 +71,14 @@ impl Plan {
     /// The same plan with every slot that holds one of `instants` strictly inside it read raw
     /// instead (a price that takes effect mid-slot: the slot's sums mix two prices).
     pub fn without(&self, instants: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
-        let mut cut: Vec<DateTime<Utc>> = instants
-            .into_iter()
-            .filter(|t| !is_slot_start(*t) && self.slots.iter().any(|(from, to)| from <= t && t < to))
-            .map(floor)
-            .collect();
+        self.without_slots(instants.into_iter().filter(|t| !is_slot_start(*t)).map(floor))
+    }
+
+    /// The same plan with the slots starting at `slots` read raw instead (adjacent ones as one
+    /// range).
+    pub fn without_slots(&self, slots: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
+        let mut cut: Vec<DateTime<Utc>> =
+            slots.into_iter().filter(|t| self.slots.iter().any(|(from, to)| from <= t && t < to)).collect();
         cut.sort_unstable();
         cut.dedup();
         let mut plan = Self { slots: Vec::new(), raw: self.raw.clone() };
@@ -85,7 +88,10 @@ impl Plan {
                 if next < slot {
                     plan.slots.push((next, slot));
                 }
-                plan.raw.push((slot, slot_end(slot)));
+                match plan.raw.last_mut() {
+                    Some(last) if last.1 == slot => last.1 = slot_end(slot),
+                    _ => plan.raw.push((slot, slot_end(slot))),
+                }
                 next = slot_end(slot);
             }
             if next < to {

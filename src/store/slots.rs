@@ -72,6 +72,35 @@ pub async fn refresh(db: &PgPool, project: &str, (from, to): Range) -> Result<us
     Ok(dirty.len())
 }
 
+/// Most dirty slots a request reads raw rather than rebuilding them first.
+const DIRTY_SLOTS_READ_RAW: usize = SLOTS_PER_REFRESH;
+
+/// The slots of `span` whose rollups are stale, for the caller to read raw (a few quarter
+/// hours of calls cost less than rebuilding them, and a request never queues behind another
+/// refresh of its project, which is what live writes into the current quarter hour caused); or,
+/// past [`DIRTY_SLOTS_READ_RAW`] (a backlog, say after an upgrade), none: they are rebuilt
+/// first. The background refresher rebuilds them either way.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn stale_or_refresh(
+    db: &PgPool,
+    project: &str,
+    (from, to): Range,
+) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
+    let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
+        "select distinct slot from rollup_dirty where project_id = $1 and slot >= $2 and slot < $3 order by slot",
+    )
+    .bind(project)
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await?;
+    if dirty.len() <= DIRTY_SLOTS_READ_RAW {
+        return Ok(dirty);
+    }
+    refresh(db, project, (from, to)).await?;
+    Ok(Vec::new())
+}
+
 /// The rollup tables, which every rebuild rewrites.
 const ROLLUP_TABLES: &str = "rollup_dirty, call_slots, call_op_slots, usage_slots, usage_op_slots, run_slots";
 
