@@ -97,6 +97,54 @@ pub struct SlotSums {
     pub uncached_input_tokens: i64,
 }
 
+/// The usage rollups of one slot's calls (the rows of `usage_slots` and `usage_op_slots`):
+/// per model, and per (op, root-ness, model); each sum exact, None past the bigint range.
+#[derive(Debug, Default)]
+pub struct UsageRollup {
+    /// model → (usage rows, sums)
+    pub whole: BTreeMap<String, (i64, [i128; 6])>,
+    /// (op name, is root, model) → (usage rows, sums)
+    pub per_op: BTreeMap<(Option<String>, bool, String), (i64, [i128; 6])>,
+}
+
+impl UsageRollup {
+    /// Count one call's usage rows.
+    pub fn add(&mut self, op_name: Option<&str>, is_root: bool, usage: &[UsageRow]) {
+        for row in usage {
+            let c = &row.counters;
+            let uncached = c
+                .input_tokens
+                .saturating_sub(c.cache_read_input_tokens)
+                .saturating_sub(c.cache_creation_input_tokens)
+                .max(0);
+            let values = [
+                c.input_tokens,
+                c.output_tokens,
+                c.total_tokens,
+                c.cache_read_input_tokens,
+                c.cache_creation_input_tokens,
+                uncached,
+            ];
+            let add = |entry: &mut (i64, [i128; 6])| {
+                entry.0 += 1;
+                for (sum, value) in entry.1.iter_mut().zip(values) {
+                    *sum += i128::from(value);
+                }
+            };
+            match self.whole.get_mut(&row.model) {
+                Some(entry) => add(entry),
+                None => add(self.whole.entry(row.model.clone()).or_default()),
+            }
+            add(self.per_op.entry((op_name.map(str::to_string), is_root, row.model.clone())).or_default());
+        }
+    }
+}
+
+/// A rollup sum as stored: None past the bigint range.
+pub fn stored_sum(sum: i128) -> Option<i64> {
+    i64::try_from(sum).ok()
+}
+
 /// The call metrics of every bucket, as rows and slots arrive.
 pub struct CallTally<'a> {
     grid: &'a BucketGrid,

@@ -1,4 +1,4 @@
-//! The run rollups of migration 0009: rebuilt from the runs of dirty slots in the same
+//! The run rollups of migration 0009: written from the runs of dirty slots in the same
 //! transaction as the 0006 rollups (`slots::refresh`), and read as [`RunSlot`]s.
 //!
 //! A slot's `groups` packs, integers as LEB128 (signed ones zigzagged) and strings as a
@@ -13,7 +13,7 @@ use futures_util::TryStreamExt;
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::usage::Counters;
-use crate::stats::runs::RunSlot;
+use crate::stats::runs::{Run, RunSlot};
 use crate::stats::slots::{floor, Range};
 
 /// Which rollup groups to read: the conditions run statistics can answer from them.
@@ -32,16 +32,14 @@ impl RunSlotFilter {
     }
 }
 
-/// Replace the run rollups of `slots` with what their runs are now (inside the refresh's
-/// transaction, after it consumed the slots' marks).
-#[tracing::instrument(level = "debug", skip_all, fields(slots = slots.len()))]
-pub(super) async fn rebuild(tx: &mut PgConnection, project: &str, slots: &[DateTime<Utc>]) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from run_slots where project_id = $1 and slot = any($2)")
-        .bind(project)
-        .bind(slots)
-        .execute(&mut *tx)
-        .await?;
-    let runs = super::runs::runs_of_slots(tx, project, slots).await?;
+/// Write the run rollups of `runs` (every run of the slots being rebuilt, whose old rows the
+/// caller deleted), inside the refresh's transaction.
+#[tracing::instrument(level = "debug", skip_all)]
+pub(super) async fn write(
+    tx: &mut PgConnection,
+    project: &str,
+    runs: impl IntoIterator<Item = Run>,
+) -> Result<(), sqlx::Error> {
     let rolled = RunSlot::build(runs.into_iter().map(|run| (floor(run.started_at), run)));
     let (starts, packed): (Vec<DateTime<Utc>>, Vec<Vec<u8>>) =
         rolled.chunk_by(|a, b| a.slot == b.slot).map(|groups| (groups[0].slot, encode(groups))).unzip();

@@ -140,12 +140,13 @@ const USAGE_ARRAYS: &str = "array_agg(u.model) as models, array_agg(u.requests) 
     array_agg(u.total_tokens) as total, array_agg(u.cache_read_input_tokens) as cache_read,
     array_agg(u.cache_creation_input_tokens) as cache_creation";
 
-/// Every visible run of a project starting in one of `slots` (for the run rollups).
+/// Every visible call of a project starting in one of `slots`, as a run with its op name
+/// (for the rollups).
 pub(super) async fn runs_of_slots(
     tx: &mut sqlx::PgConnection,
     project: &str,
     slots: &[DateTime<Utc>],
-) -> Result<Vec<Run>, sqlx::Error> {
+) -> Result<Vec<(Option<String>, Run)>, sqlx::Error> {
     let sql = format!(
         "select {RUN_COLUMNS}, '{{}}'::text[] as feedback, '{{}}'::text[] as groups
          from unnest($2::timestamptz[]) s(slot), lateral (
@@ -157,7 +158,7 @@ pub(super) async fn runs_of_slots(
              where u.project_id = $1 and u.call_id = c.id) u on true"
     );
     let rows: Vec<Row> = sqlx::query_as(&sql).bind(project).bind(slots).fetch_all(&mut *tx).await?;
-    Ok(rows.into_iter().map(|row| row.into_run_row(None).run).collect())
+    Ok(rows.into_iter().map(|row| (row.op_name.clone(), row.into_run_row(None).run)).collect())
 }
 
 /// Feedback counts by (group value, feedback type) of the runs `query` selects in `ranges`:

@@ -1,12 +1,14 @@
 //! The 15-minute rollups of migration 0006 (and the run rollups of 0009, rebuilt with them):
 //! rebuild the dirty slots of a window, then stream a window's slots. `stats::slots` decides when a request may use them.
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter::{push_name_match, SlotFilter};
-use crate::stats::slots::{all_time, Range};
-use crate::stats::tally::{CallSlot, SlotSums, UsageSlot};
+use crate::stats::slots::{all_time, floor, Range};
+use crate::stats::tally::{stored_sum, CallSlot, SlotSums, UsageRollup, UsageSlot};
 
 impl<'r> FromRow<'r, PgRow> for CallSlot {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
@@ -193,7 +195,7 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     }
     slots.sort_unstable();
     slots.dedup();
-    for table in ["call_slots", "call_op_slots", "usage_slots", "usage_op_slots"] {
+    for table in ["call_slots", "call_op_slots", "usage_slots", "usage_op_slots", "run_slots"] {
         sqlx::query(&format!("delete from {table} where project_id = $1 and slot = any($2)"))
             .bind(project)
             .bind(&slots)
@@ -223,44 +225,98 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     .bind(&slots)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "with rolled as (
-             select s.slot, grouping(c.op_name) = 1 as whole, c.op_name, c.parent_id is null as is_root, u.model,
-                    count(*) as usage_rows,
-                    weave_bigint_or_null(sum(u.input_tokens)) as input_tokens,
-                    weave_bigint_or_null(sum(u.output_tokens)) as output_tokens,
-                    weave_bigint_or_null(sum(u.total_tokens)) as total_tokens,
-                    weave_bigint_or_null(sum(u.cache_read_input_tokens)) as cache_read_input_tokens,
-                    weave_bigint_or_null(sum(u.cache_creation_input_tokens)) as cache_creation_input_tokens,
-                    weave_bigint_or_null(sum(weave_uncached_input(
-                        u.input_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens))) as uncached_input_tokens
-             from unnest($2::timestamptz[]) s(slot), lateral (
-                 select c.project_id, c.id, c.op_name, c.parent_id from calls c
-                 where c.project_id = $1 and c.deleted_at is null
-                     and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes' offset 0
-             ) c
-             -- The project constant routes the join to one shard under Citus.
-             join call_usage u on u.project_id = $1 and u.call_id = c.id
-             group by grouping sets ((s.slot, u.model), (s.slot, c.op_name, c.parent_id is null, u.model))
-         ), whole as (
-             insert into usage_slots (project_id, slot, model, usage_rows, input_tokens, output_tokens, total_tokens,
-                                      cache_read_input_tokens, cache_creation_input_tokens, uncached_input_tokens)
-             select $1, slot, model, usage_rows, input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
-                    cache_creation_input_tokens, uncached_input_tokens
-             from rolled where whole order by slot, model
-         )
-         insert into usage_op_slots (project_id, slot, op_name, is_root, model, usage_rows, input_tokens, output_tokens,
-                                     total_tokens, cache_read_input_tokens, cache_creation_input_tokens, uncached_input_tokens)
-         select $1, slot, op_name, is_root, model, usage_rows, input_tokens, output_tokens, total_tokens,
-                cache_read_input_tokens, cache_creation_input_tokens, uncached_input_tokens
-         from rolled where not whole order by slot",
-    )
+    // One read of the slots' calls with their usage rows gives the usage rollups and the run
+    // rollups (summed here: the SQL grouping cost more than the read).
+    let runs = super::runs::runs_of_slots(&mut tx, project, &slots).await?;
+    let mut usage: BTreeMap<DateTime<Utc>, UsageRollup> = BTreeMap::new();
+    for (op_name, run) in &runs {
+        if !run.usage.is_empty() {
+            usage.entry(floor(run.started_at)).or_default().add(op_name.as_deref(), run.is_root, &run.usage);
+        }
+    }
+    write_usage(&mut tx, project, &usage).await?;
+    super::run_slots::write(&mut tx, project, runs.into_iter().map(|(_, run)| run)).await?;
+    tx.commit().await
+}
+
+/// The usage rollup rows of the rebuilt slots (their old rows already deleted).
+async fn write_usage(
+    tx: &mut PgConnection,
+    project: &str,
+    usage: &BTreeMap<DateTime<Utc>, UsageRollup>,
+) -> Result<(), sqlx::Error> {
+    #[derive(Default)]
+    struct Columns {
+        slot: Vec<DateTime<Utc>>,
+        op_name: Vec<Option<String>>,
+        is_root: Vec<bool>,
+        model: Vec<String>,
+        rows: Vec<i64>,
+        sums: [Vec<Option<i64>>; 6],
+    }
+    impl Columns {
+        fn push(&mut self, slot: DateTime<Utc>, model: &str, (rows, sums): &(i64, [i128; 6])) {
+            self.slot.push(slot);
+            self.model.push(model.to_string());
+            self.rows.push(*rows);
+            for (column, sum) in self.sums.iter_mut().zip(sums) {
+                column.push(stored_sum(*sum));
+            }
+        }
+    }
+    let (mut whole, mut per_op) = (Columns::default(), Columns::default());
+    for (&slot, rollup) in usage {
+        for (model, totals) in &rollup.whole {
+            whole.push(slot, model, totals);
+        }
+        for ((op_name, is_root, model), totals) in &rollup.per_op {
+            per_op.push(slot, model, totals);
+            per_op.op_name.push(op_name.clone());
+            per_op.is_root.push(*is_root);
+        }
+    }
+    const SUMS: &str =
+        "input_tokens, output_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens,
+                        uncached_input_tokens";
+    let [a, b, c, d, e, f] = whole.sums;
+    sqlx::query(&format!(
+        "insert into usage_slots (project_id, slot, model, usage_rows, {SUMS})
+         select $1, * from unnest($2::timestamptz[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
+                                  $8::int8[], $9::int8[], $10::int8[])"
+    ))
     .bind(project)
-    .bind(&slots)
+    .bind(whole.slot)
+    .bind(whole.model)
+    .bind(whole.rows)
+    .bind(a)
+    .bind(b)
+    .bind(c)
+    .bind(d)
+    .bind(e)
+    .bind(f)
     .execute(&mut *tx)
     .await?;
-    super::run_slots::rebuild(&mut tx, project, &slots).await?;
-    tx.commit().await
+    let [a, b, c, d, e, f] = per_op.sums;
+    sqlx::query(&format!(
+        "insert into usage_op_slots (project_id, slot, op_name, is_root, model, usage_rows, {SUMS})
+         select $1, * from unnest($2::timestamptz[], $3::text[], $4::bool[], $5::text[], $6::int8[], $7::int8[],
+                                  $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[])"
+    ))
+    .bind(project)
+    .bind(per_op.slot)
+    .bind(per_op.op_name)
+    .bind(per_op.is_root)
+    .bind(per_op.model)
+    .bind(per_op.rows)
+    .bind(a)
+    .bind(b)
+    .bind(c)
+    .bind(d)
+    .bind(e)
+    .bind(f)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Rollup rows of `range` matching `filter`, from the whole-slot table when it has no

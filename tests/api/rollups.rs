@@ -262,3 +262,40 @@ async fn a_request_reads_a_few_stale_slots_raw_and_rebuilds_a_backlog_first(pool
     assert_eq!(app.count_rows("rollup_dirty").await, stale, "stale slots are left to the refresher");
     assert_eq!(total_calls(&answer), 123);
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn usage_sums_past_the_bigint_range_are_read_raw_and_stay_exact(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let huge = 9_000_000_000_000_000_000_i64;
+    let items: Vec<Value> = (0..3)
+        .flat_map(|n| {
+            let id = format!("h{n}");
+            [
+                start_item(start(&id, &at(60_000 * n), json!({"trace_id": id, "op_name": op(1)}))),
+                end_item(end(
+                    &id,
+                    &at(60_000 * n + 500),
+                    json!({"summary": {"usage": {"gpt-4o": {"input_tokens": huge, "output_tokens": 1, "cache_read_input_tokens": -huge}}}}),
+                )),
+            ]
+        })
+        .collect();
+    send(&app, items).await;
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    let stored: Option<i64> = sqlx::query_scalar("select input_tokens from usage_slots where model = 'gpt-4o'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, None, "a sum past bigint is stored as unknown");
+    let (uncached, read): (Option<i64>, Option<i64>) =
+        sqlx::query_as("select uncached_input_tokens, cache_read_input_tokens from usage_slots where model = 'gpt-4o'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((uncached, read), (None, None), "uncached input saturates per row at i64::MAX: 3 of them overflow");
+    let request = json!({"project_id": PROJECT, "start": T0, "end": at(3_600_000), "granularity": 3600,
+        "usage_metrics": [{"metric": "input_tokens", "aggregations": ["sum"]}, {"metric": "output_tokens", "aggregations": ["sum"]}]});
+    let answer = app.ok("/calls/stats", request).await;
+    assert_eq!(answer["usage_buckets"][0]["sum_input_tokens"], json!(i64::MAX), "3 × 9e18 saturates, read raw");
+    assert_eq!(answer["usage_buckets"][0]["sum_output_tokens"], json!(3));
+}
