@@ -97,14 +97,17 @@ pub struct SlotSums {
     pub uncached_input_tokens: i64,
 }
 
+/// Usage rows counted and their six sums (input, output, total, cache read, cache creation,
+/// uncached input), exact.
+pub type UsageSums = (i64, [i128; 6]);
+
 /// The usage rollups of one slot's calls (the rows of `usage_slots` and `usage_op_slots`):
-/// per model, and per (op, root-ness, model); each sum exact, None past the bigint range.
+/// per model, and per (op, root-ness, model).
 #[derive(Debug, Default)]
 pub struct UsageRollup {
-    /// model → (usage rows, sums)
-    pub whole: BTreeMap<String, (i64, [i128; 6])>,
-    /// (op name, is root, model) → (usage rows, sums)
-    pub per_op: BTreeMap<(Option<String>, bool, String), (i64, [i128; 6])>,
+    pub whole: BTreeMap<String, UsageSums>,
+    /// By (op name, is root, model).
+    pub per_op: BTreeMap<(Option<String>, bool, String), UsageSums>,
 }
 
 impl UsageRollup {
@@ -125,7 +128,7 @@ impl UsageRollup {
                 c.cache_creation_input_tokens,
                 uncached,
             ];
-            let add = |entry: &mut (i64, [i128; 6])| {
+            let add = |entry: &mut UsageSums| {
                 entry.0 += 1;
                 for (sum, value) in entry.1.iter_mut().zip(values) {
                     *sum += i128::from(value);

@@ -1,5 +1,6 @@
 //! The 15-minute rollups of migration 0006 (and the run rollups of 0009, rebuilt with them):
-//! rebuild the dirty slots of a window, then stream a window's slots. `stats::slots` decides when a request may use them.
+//! rebuild the dirty slots of a window, then stream a window's slots. `stats::slots` decides
+//! when a request may use them.
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -8,7 +9,7 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter::{push_name_match, SlotFilter};
 use crate::stats::slots::{all_time, floor, Range};
-use crate::stats::tally::{stored_sum, CallSlot, SlotSums, UsageRollup, UsageSlot};
+use crate::stats::tally::{stored_sum, CallSlot, SlotSums, UsageRollup, UsageSlot, UsageSums};
 
 impl<'r> FromRow<'r, PgRow> for CallSlot {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
@@ -255,7 +256,7 @@ async fn write_usage(
         sums: [Vec<Option<i64>>; 6],
     }
     impl Columns {
-        fn push(&mut self, slot: DateTime<Utc>, model: &str, (rows, sums): &(i64, [i128; 6])) {
+        fn push(&mut self, slot: DateTime<Utc>, model: &str, (rows, sums): &UsageSums) {
             self.slot.push(slot);
             self.model.push(model.to_string());
             self.rows.push(*rows);
