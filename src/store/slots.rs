@@ -58,21 +58,26 @@ const SLOTS_PER_REFRESH: usize = 96;
 /// from the newest snapshot. Only marks visible when a refresh starts are consumed; the
 /// rebuild reads a later snapshot, so every write a consumed mark stands for is in it.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn refresh(db: &PgPool, project: &str, (from, to): Range) -> Result<usize, sqlx::Error> {
+pub async fn refresh(db: &PgPool, project: &str, range: Range) -> Result<usize, sqlx::Error> {
     // The slots dirty now: writes landing meanwhile wait for the next request, so a reader
     // never chases a busy writer.
-    let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
+    let dirty = dirty_slots(db, project, range).await?;
+    for slots in dirty.chunks(SLOTS_PER_REFRESH) {
+        rebuild(db, project, slots).await?;
+    }
+    Ok(dirty.len())
+}
+
+/// The marked slots of `[from, to)`, ascending.
+async fn dirty_slots(db: &PgPool, project: &str, (from, to): Range) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
         "select distinct slot from rollup_dirty where project_id = $1 and slot >= $2 and slot < $3 order by slot",
     )
     .bind(project)
     .bind(from)
     .bind(to)
     .fetch_all(db)
-    .await?;
-    for slots in dirty.chunks(SLOTS_PER_REFRESH) {
-        rebuild(db, project, slots).await?;
-    }
-    Ok(dirty.len())
+    .await
 }
 
 /// Most dirty slots a request reads raw rather than rebuilding them first.
@@ -84,23 +89,14 @@ const DIRTY_SLOTS_READ_RAW: usize = SLOTS_PER_REFRESH;
 /// past [`DIRTY_SLOTS_READ_RAW`] (a backlog, say after an upgrade), none: they are rebuilt
 /// first. The background refresher rebuilds them either way.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn stale_or_refresh(
-    db: &PgPool,
-    project: &str,
-    (from, to): Range,
-) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
-    let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
-        "select distinct slot from rollup_dirty where project_id = $1 and slot >= $2 and slot < $3 order by slot",
-    )
-    .bind(project)
-    .bind(from)
-    .bind(to)
-    .fetch_all(db)
-    .await?;
+pub async fn stale_or_refresh(db: &PgPool, project: &str, range: Range) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
+    let dirty = dirty_slots(db, project, range).await?;
     if dirty.len() <= DIRTY_SLOTS_READ_RAW {
         return Ok(dirty);
     }
-    refresh(db, project, (from, to)).await?;
+    for slots in dirty.chunks(SLOTS_PER_REFRESH) {
+        rebuild(db, project, slots).await?;
+    }
     Ok(Vec::new())
 }
 
@@ -278,45 +274,27 @@ async fn write_usage(
     }
     const SUMS: &str =
         "input_tokens, output_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens,
-                        uncached_input_tokens";
-    let [a, b, c, d, e, f] = whole.sums;
-    sqlx::query(&format!(
+         uncached_input_tokens";
+    let whole_sql = format!(
         "insert into usage_slots (project_id, slot, model, usage_rows, {SUMS})
          select $1, * from unnest($2::timestamptz[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
                                   $8::int8[], $9::int8[], $10::int8[])"
-    ))
-    .bind(project)
-    .bind(whole.slot)
-    .bind(whole.model)
-    .bind(whole.rows)
-    .bind(a)
-    .bind(b)
-    .bind(c)
-    .bind(d)
-    .bind(e)
-    .bind(f)
-    .execute(&mut *tx)
-    .await?;
-    let [a, b, c, d, e, f] = per_op.sums;
-    sqlx::query(&format!(
+    );
+    let whole_insert = sqlx::query(&whole_sql).bind(project).bind(whole.slot).bind(whole.model).bind(whole.rows);
+    whole.sums.into_iter().fold(whole_insert, |q, sums| q.bind(sums)).execute(&mut *tx).await?;
+    let per_op_sql = format!(
         "insert into usage_op_slots (project_id, slot, op_name, is_root, model, usage_rows, {SUMS})
          select $1, * from unnest($2::timestamptz[], $3::text[], $4::bool[], $5::text[], $6::int8[], $7::int8[],
                                   $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[])"
-    ))
-    .bind(project)
-    .bind(per_op.slot)
-    .bind(per_op.op_name)
-    .bind(per_op.is_root)
-    .bind(per_op.model)
-    .bind(per_op.rows)
-    .bind(a)
-    .bind(b)
-    .bind(c)
-    .bind(d)
-    .bind(e)
-    .bind(f)
-    .execute(&mut *tx)
-    .await?;
+    );
+    let per_op_insert = sqlx::query(&per_op_sql)
+        .bind(project)
+        .bind(per_op.slot)
+        .bind(per_op.op_name)
+        .bind(per_op.is_root)
+        .bind(per_op.model)
+        .bind(per_op.rows);
+    per_op.sums.into_iter().fold(per_op_insert, |q, sums| q.bind(sums)).execute(&mut *tx).await?;
     Ok(())
 }
 
