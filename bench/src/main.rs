@@ -754,4 +754,3 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
     }
     Ok(())
 }
-
