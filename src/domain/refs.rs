@@ -159,8 +159,9 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Percent-encode everything but `A-Za-z0-9_.-~` (Python's `quote(s, safe="")`).
-fn encode(text: &str) -> String {
+/// Percent-encode everything but `A-Za-z0-9_.-~` (Python's `quote(s, safe="")`): safe in a ref, a
+/// URL path or a `Location`.
+pub fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~') {

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::domain::refs::encode;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -62,22 +63,9 @@ async fn call_link(Path((entity, project, id)): Path<(String, String, String)>) 
     Redirect::to(&format!("/ui/#/{}/{}/call/{}", encode(&entity), encode(&project), encode(&id)))
 }
 
-/// Percent-encode all but unreserved characters, so any name is safe in a `Location`.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::*;
 
     #[test]
     fn link_parts_are_percent_encoded() {

@@ -217,28 +217,20 @@ fn render_floats(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, V
     }
     let at_rank = select_ranks(listed, &spec.percentiles);
     let count = listed.len();
-    insert_percentiles(
-        spec,
-        |p| {
-            percentile_of(count, p, |i| {
-                at_rank.binary_search_by_key(&i, |&(rank, _)| rank).map(|k| at_rank[k].1).expect("rank was selected")
-            })
-        },
-        out,
-    );
+    insert_percentiles(spec, |p| percentile_selected(&at_rank, count, p), out);
 }
 
 /// `percentile` of each of `ps` by selection rather than a full sort (reorders `values`).
 pub fn percentiles(values: &mut [f64], ps: &[f64]) -> Vec<Option<f64>> {
     let at_rank = select_ranks(values, ps);
-    let count = values.len();
-    ps.iter()
-        .map(|&p| {
-            percentile_of(count, p, |i| {
-                at_rank.binary_search_by_key(&i, |&(rank, _)| rank).map(|k| at_rank[k].1).expect("rank was selected")
-            })
-        })
-        .collect()
+    ps.iter().map(|&p| percentile_selected(&at_rank, values.len(), p)).collect()
+}
+
+/// `percentile` of `count` values from the ranks [`select_ranks`] picked for it.
+fn percentile_selected(at_rank: &[(usize, f64)], count: usize, p: f64) -> Option<f64> {
+    percentile_of(count, p, |i| {
+        at_rank.binary_search_by_key(&i, |&(rank, _)| rank).map(|k| at_rank[k].1).expect("rank was selected")
+    })
 }
 
 /// The values at the ranks the percentiles `ps` interpolate between, by selection rather than

@@ -12,96 +12,81 @@ use crate::domain::costs::{Price, PriceBook, TokenSums};
 use crate::domain::usage::{Counters, UsageRow};
 use crate::domain::Timestamp;
 
-/// Every statistic, in the order answers list them (LangSmith's order; `unpriced_count`, an
-/// extension, last).
-pub const FIELDS: [&str; 32] = [
-    "run_count",
-    "latency_p50",
-    "latency_p99",
-    "latency_avg",
-    "first_token_p50",
-    "first_token_p99",
-    "total_tokens",
-    "prompt_tokens",
-    "completion_tokens",
-    "median_tokens",
-    "completion_tokens_p50",
-    "prompt_tokens_p50",
-    "tokens_p99",
-    "completion_tokens_p99",
-    "prompt_tokens_p99",
-    "last_run_start_time",
-    "feedback_stats",
-    "thread_feedback_stats",
-    "run_facets",
-    "error_rate",
-    "streaming_rate",
-    "total_cost",
-    "prompt_cost",
-    "completion_cost",
-    "cost_p50",
-    "cost_p99",
-    "session_feedback_stats",
-    "prompt_token_details",
-    "completion_token_details",
-    "prompt_cost_details",
-    "completion_cost_details",
-    "unpriced_count",
+/// Which of LangSmith's two select groups a statistic belongs to: `all_run_stats` (about the
+/// runs themselves) or `all_token_stats` (tokens and costs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    RunStats,
+    TokenStats,
+}
+use Group::{RunStats, TokenStats};
+
+/// Every statistic with its group, in the order answers list them (LangSmith's order;
+/// `unpriced_count`, an extension, last).
+const STATISTICS: [(&str, Group); 32] = [
+    ("run_count", RunStats),
+    ("latency_p50", RunStats),
+    ("latency_p99", RunStats),
+    ("latency_avg", RunStats),
+    ("first_token_p50", RunStats),
+    ("first_token_p99", RunStats),
+    ("total_tokens", TokenStats),
+    ("prompt_tokens", TokenStats),
+    ("completion_tokens", TokenStats),
+    ("median_tokens", TokenStats),
+    ("completion_tokens_p50", TokenStats),
+    ("prompt_tokens_p50", TokenStats),
+    ("tokens_p99", TokenStats),
+    ("completion_tokens_p99", TokenStats),
+    ("prompt_tokens_p99", TokenStats),
+    ("last_run_start_time", RunStats),
+    ("feedback_stats", RunStats),
+    ("thread_feedback_stats", RunStats),
+    ("run_facets", RunStats),
+    ("error_rate", RunStats),
+    ("streaming_rate", RunStats),
+    ("total_cost", TokenStats),
+    ("prompt_cost", TokenStats),
+    ("completion_cost", TokenStats),
+    ("cost_p50", TokenStats),
+    ("cost_p99", TokenStats),
+    ("session_feedback_stats", RunStats),
+    ("prompt_token_details", TokenStats),
+    ("completion_token_details", TokenStats),
+    ("prompt_cost_details", TokenStats),
+    ("completion_cost_details", TokenStats),
+    ("unpriced_count", TokenStats),
 ];
 
-/// `all_run_stats`: the statistics about runs themselves.
-pub const RUN_STATS: [&str; 13] = [
-    "run_count",
-    "latency_p50",
-    "latency_p99",
-    "latency_avg",
-    "first_token_p50",
-    "first_token_p99",
-    "last_run_start_time",
-    "feedback_stats",
-    "thread_feedback_stats",
-    "run_facets",
-    "error_rate",
-    "streaming_rate",
-    "session_feedback_stats",
-];
+/// Every statistic's name, in answer order.
+pub const FIELDS: [&str; STATISTICS.len()] = {
+    let mut names = [""; STATISTICS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = STATISTICS[i].0;
+        i += 1;
+    }
+    names
+};
 
-/// `all_token_stats`: tokens and costs.
-pub const TOKEN_STATS: [&str; 19] = [
-    "total_tokens",
-    "prompt_tokens",
-    "completion_tokens",
-    "median_tokens",
-    "completion_tokens_p50",
-    "prompt_tokens_p50",
-    "tokens_p99",
-    "completion_tokens_p99",
-    "prompt_tokens_p99",
-    "total_cost",
-    "prompt_cost",
-    "completion_cost",
-    "cost_p50",
-    "cost_p99",
-    "prompt_token_details",
-    "completion_token_details",
-    "prompt_cost_details",
-    "completion_cost_details",
-    "unpriced_count",
-];
-
-/// The selected statistics, as a set over [`FIELDS`]; `None` for a name that is no statistic.
+/// The selected statistics, as a set over [`FIELDS`]; the name that is no statistic otherwise.
 pub fn selection(names: &[String]) -> Result<[bool; FIELDS.len()], String> {
     let mut selected = [false; FIELDS.len()];
     for name in names {
-        let group: &[&str] = match name.as_str() {
-            "all_run_stats" => &RUN_STATS,
-            "all_token_stats" => &TOKEN_STATS,
-            other => std::slice::from_ref(FIELDS.iter().find(|f| **f == other).ok_or_else(|| name.clone())?),
+        let group = match name.as_str() {
+            "all_run_stats" => Some(RunStats),
+            "all_token_stats" => Some(TokenStats),
+            _ => None,
         };
-        for field in group {
-            if let Some(i) = FIELDS.iter().position(|f| f == field) {
+        let mut known = false;
+        for (i, (field, field_group)) in STATISTICS.iter().enumerate() {
+            if group.map_or(*field == name, |g| g == *field_group) {
                 selected[i] = true;
+                known = true;
             }
+        }
+        if !known {
+            return Err(name.clone());
         }
     }
     Ok(selected)
@@ -570,12 +555,7 @@ pub fn read_plan(
     if start >= end {
         return Plan { slots: Vec::new(), raw: Vec::new() };
     }
-    let (from, to) = (slots::ceil(start), slots::floor(end));
-    if !rollups || from >= to {
-        return Plan::raw(start, end);
-    }
-    let raw = [(start, from), (to, end)].into_iter().filter(|(a, b)| a < b).collect();
-    Plan { slots: vec![(from, to)], raw }.without(price_changes)
+    Plan::new(rollups.then(|| slots::split_window(start, end)).flatten(), start, end).without(price_changes)
 }
 
 /// `percentile_disc`: the smallest value whose cumulative share is at least `p` percent (by

@@ -22,13 +22,17 @@ pub struct Split {
 /// Cut `[start, end)` for rollups, or None when the grid has a bucket boundary off the quarter
 /// hours inside the whole slots, or the window holds no whole slot.
 pub fn split(grid: &BucketGrid, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Split> {
-    let first = ceil(start);
-    let last = floor(end);
-    if first >= last {
-        return None;
-    }
+    let split = split_window(start, end)?;
+    let (first, last) = split.slots;
     let inside = |t: &&DateTime<Utc>| first < **t && **t < last;
-    if !grid.instants().iter().filter(inside).all(|t| is_slot_start(*t)) {
+    grid.instants().iter().filter(inside).all(|t| is_slot_start(*t)).then_some(split)
+}
+
+/// Cut `[start, end)` into its whole slots and the partial ones at its edges, or None when it
+/// holds no whole slot.
+pub fn split_window(start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Split> {
+    let (first, last) = (ceil(start), floor(end));
+    if first >= last {
         return None;
     }
     let raw = [(start, first), (last, end)].into_iter().filter(|(a, b)| a < b).collect();
@@ -123,7 +127,7 @@ pub fn floor(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The first slot start at or after `t`.
-pub fn ceil(t: DateTime<Utc>) -> DateTime<Utc> {
+fn ceil(t: DateTime<Utc>) -> DateTime<Utc> {
     if is_slot_start(t) {
         t
     } else {

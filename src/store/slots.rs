@@ -101,7 +101,10 @@ pub async fn stale_or_refresh(db: &PgPool, project: &str, range: Range) -> Resul
 }
 
 /// The rollup tables, which every rebuild rewrites.
-const ROLLUP_TABLES: &str = "rollup_dirty, call_slots, call_op_slots, usage_slots, usage_op_slots, run_slots";
+const ROLLUP_TABLES: [&str; 6] =
+    ["rollup_dirty", "call_slots", "call_op_slots", "usage_slots", "usage_op_slots", "run_slots"];
+/// The tables they are built from.
+const SOURCE_TABLES: [&str; 2] = ["calls", "call_usage"];
 
 /// The background refresher: keeps the rollups close to the writes, so a dashboard read rarely
 /// rebuilds much. Reads stay exact either way: they rebuild what is still dirty in their window.
@@ -138,13 +141,14 @@ pub async fn refresh_forever(db: PgPool, every: std::time::Duration) {
 /// Whether the rollup tables hold more than 20% dead rows (and over 1,000), or any of them,
 /// `calls` or `call_usage` changed by more than 20% (and over 1,000 rows) since last analyzed.
 pub async fn needs_maintenance(db: &PgPool) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(&format!(
-        "select coalesce(sum(n_dead_tup) filter (where relname <> all(array['calls', 'call_usage'])) >
-                    greatest(1000, sum(n_live_tup) filter (where relname <> all(array['calls', 'call_usage'])) / 5)
+    sqlx::query_scalar(
+        "select coalesce(sum(n_dead_tup) filter (where relname = any($1)) >
+                    greatest(1000, sum(n_live_tup) filter (where relname = any($1)) / 5)
                 or bool_or(n_mod_since_analyze > greatest(1000, n_live_tup / 5)), false)
-         from pg_stat_user_tables
-         where relname = any(string_to_array(replace('{ROLLUP_TABLES}, calls, call_usage', ' ', ''), ','))"
-    ))
+         from pg_stat_user_tables where relname = any($1) or relname = any($2)",
+    )
+    .bind(ROLLUP_TABLES)
+    .bind(SOURCE_TABLES)
     .fetch_one(db)
     .await
 }
@@ -155,8 +159,8 @@ pub async fn maintain(db: &PgPool) -> Result<(), sqlx::Error> {
     let started = std::time::Instant::now();
     // VACUUM refuses to run inside a transaction, even the implicit one around several
     // statements: the simple protocol sends it alone.
-    sqlx::raw_sql(&format!("vacuum (analyze) {ROLLUP_TABLES}")).execute(db).await?;
-    sqlx::query("analyze calls, call_usage").execute(db).await?;
+    sqlx::raw_sql(&format!("vacuum (analyze) {}", ROLLUP_TABLES.join(", "))).execute(db).await?;
+    sqlx::query(&format!("analyze {}", SOURCE_TABLES.join(", "))).execute(db).await?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, "rollup tables vacuumed and analyzed");
     Ok(())
 }
