@@ -20,6 +20,12 @@ impl Principal {
     pub fn can_access(&self, entity: &str) -> bool {
         self.is_admin || self.entities.iter().any(|e| e == entity)
     }
+
+    /// The entities whose projects this key may list (the same rule as [`Self::can_access`]);
+    /// None for every entity (an admin key).
+    pub fn listable_entities(&self) -> Option<&[String]> {
+        (!self.is_admin).then_some(self.entities.as_slice())
+    }
 }
 
 /// The SHA-256 of a secret: all that is stored of it.

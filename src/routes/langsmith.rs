@@ -422,8 +422,7 @@ async fn resolve_sessions(state: &AppState, caller: &Caller, sessions: &[String]
 }
 
 async fn visible_projects(state: &AppState, caller: &Caller) -> Result<Vec<ProjectRow>> {
-    let entities = (!caller.0.is_admin).then_some(caller.0.entities.as_slice());
-    Ok(projects::list(&state.db, entities).await?)
+    Ok(projects::list(&state.db, caller.0.listable_entities()).await?)
 }
 
 /// A project as LangSmith's `TracerSession`.

@@ -35,8 +35,7 @@ pub struct ProjectsRes {
 #[utoipa::path(get, path = "/projects", tag = "calls",
     responses((status = 200, body = ProjectsRes), (status = 401, body = crate::error::ErrorBody)))]
 async fn list_projects(State(state): State<AppState>, caller: Caller) -> Result<Json<ProjectsRes>> {
-    let entities = (!caller.0.is_admin).then_some(caller.0.entities.as_slice());
-    let rows = projects_store::list(&state.db, entities).await?;
+    let rows = projects_store::list(&state.db, caller.0.listable_entities()).await?;
     Ok(Json(ProjectsRes {
         projects: rows
             .into_iter()

@@ -422,6 +422,12 @@ async fn sessions_are_checked_and_found_by_uuid_and_name(pool: PgPool) {
         both.as_array().unwrap().iter().find(|s| s["extra"]["project_id"] == "other/app").unwrap()["id"].clone();
     assert_eq!(get(format!("/api/v1/sessions/{}", other.as_str().unwrap()), app.key.clone()).await.status, 404);
     assert_eq!(app.post("/api/v1/runs/stats", json!({"session": [other]})).await.status, 403);
+    // GET /projects lists by the same rule.
+    let ids = |reply: Value| -> Vec<Value> {
+        reply["projects"].as_array().unwrap().iter().map(|p| p["project_id"].clone()).collect()
+    };
+    assert_eq!(ids(get("/projects".into(), app.key.clone()).await.body), [json!(PROJECT)]);
+    assert_eq!(ids(get("/projects".into(), admin.clone()).await.body), [json!(PROJECT), json!("other/app")]);
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
