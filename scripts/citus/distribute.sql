@@ -23,6 +23,7 @@ select create_distributed_table('call_usage', 'project_id', colocate_with => 'ca
 select create_distributed_table('rollup_dirty', 'project_id', colocate_with => 'calls');
 select create_distributed_table('call_slots', 'project_id', colocate_with => 'calls');
 select create_distributed_table('call_op_slots', 'project_id', colocate_with => 'calls');
+select create_distributed_table('call_latency_pages', 'project_id', colocate_with => 'calls');
 select create_distributed_table('usage_slots', 'project_id', colocate_with => 'calls');
 select create_distributed_table('usage_op_slots', 'project_id', colocate_with => 'calls');
 select create_distributed_table('run_slots', 'project_id', colocate_with => 'calls');

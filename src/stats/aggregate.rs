@@ -61,6 +61,20 @@ pub struct Values {
     /// The sum of every value when it is known more exactly than by adding the listed floats
     /// (costs: summed tokens × rate, one rounding per price).
     sum_override: Option<f64>,
+    /// What summaries tell of unlisted floats (rolled-up latencies).
+    summarized: Summarized,
+    /// The values at the ranks percentiles need, found by the caller when some values are
+    /// unlisted (`stats::binned`): (rank, value) ascending.
+    ranked: Option<Vec<(usize, f64)>>,
+}
+
+/// Min, max and the counts of exact zeros and ones of unlisted floats.
+#[derive(Debug, Clone, Default)]
+struct Summarized {
+    min: Option<f64>,
+    max: Option<f64>,
+    zeros: u64,
+    ones: u64,
 }
 
 impl Values {
@@ -88,6 +102,35 @@ impl Values {
     /// `count` more float values, known only by their count (their sum comes from `set_sum`).
     pub fn add_unlisted_floats(&mut self, count: u64) {
         self.unlisted_count += count;
+    }
+
+    /// `count` more float values known by a summary: their min and max, how many are exactly
+    /// 0 and 1 (their sum comes from `set_sum`, percentiles from `set_ranked`).
+    pub fn add_summarized_floats(&mut self, count: u64, min: f64, max: f64, zeros: u64, ones: u64) {
+        self.unlisted_count += count;
+        let s = &mut self.summarized;
+        s.min = Some(s.min.map_or(min, |m| m.min(min)));
+        s.max = Some(s.max.map_or(max, |m| m.max(max)));
+        s.zeros += zeros;
+        s.ones += ones;
+    }
+
+    /// The floats listed one by one.
+    pub fn listed_floats(&self) -> &[f64] {
+        &self.floats
+    }
+
+    /// How many values there are, listed or not.
+    pub fn count(&self) -> usize {
+        self.ints.len()
+            + self.floats.len()
+            + self.int_runs.values().sum::<u64>() as usize
+            + self.unlisted_count as usize
+    }
+
+    /// The values at the ranks the percentiles need ([`ranks`]), found elsewhere.
+    pub fn set_ranked(&mut self, ranked: Vec<(usize, f64)>) {
+        self.ranked = Some(ranked);
     }
 
     /// The exact sum of all float values, replacing the sum of the listed ones.
@@ -191,6 +234,7 @@ fn render_ints(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, Val
 
 fn render_floats(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, Value>) {
     let listed = &mut values.floats;
+    let summarized = &values.summarized;
     let n = listed.len() as u64 + values.unlisted_count;
     let sum: f64 = values.sum_override.unwrap_or_else(|| exact_sum(listed));
     for &aggregation in &spec.aggregations {
@@ -204,15 +248,27 @@ fn render_floats(spec: &MetricSpec, values: &mut Values, out: &mut Map<String, V
                 }
             }
             Aggregation::Avg => number(if n == 0 { 0.0 } else { sum / n as f64 }),
-            Aggregation::Min => listed.iter().copied().reduce(f64::min).map_or(Value::Null, number),
-            Aggregation::Max => listed.iter().copied().reduce(f64::max).map_or(Value::Null, number),
+            Aggregation::Min => {
+                listed.iter().copied().chain(summarized.min).reduce(f64::min).map_or(Value::Null, number)
+            }
+            Aggregation::Max => {
+                listed.iter().copied().chain(summarized.max).reduce(f64::max).map_or(Value::Null, number)
+            }
             Aggregation::Count => Value::from(n),
-            Aggregation::CountTrue => Value::from(listed.iter().filter(|&&v| v == 1.0).count()),
-            Aggregation::CountFalse => Value::from(listed.iter().filter(|&&v| v == 0.0).count()),
+            Aggregation::CountTrue => {
+                Value::from(listed.iter().filter(|&&v| v == 1.0).count() as u64 + summarized.ones)
+            }
+            Aggregation::CountFalse => {
+                Value::from(listed.iter().filter(|&&v| v == 0.0).count() as u64 + summarized.zeros)
+            }
         };
         out.insert(format!("{}_{}", aggregation.name(), spec.metric), value);
     }
     if spec.percentiles.is_empty() {
+        return;
+    }
+    if let Some(at_rank) = &values.ranked {
+        insert_percentiles(spec, |p| percentile_selected(at_rank, n as usize, p), out);
         return;
     }
     let at_rank = select_ranks(listed, &spec.percentiles);
@@ -233,10 +289,9 @@ fn percentile_selected(at_rank: &[(usize, f64)], count: usize, p: f64) -> Option
     })
 }
 
-/// The values at the ranks the percentiles `ps` interpolate between, by selection rather than
-/// a full sort: (rank, value) ascending. Reorders `values`.
-fn select_ranks(values: &mut [f64], ps: &[f64]) -> Vec<(usize, f64)> {
-    let n = values.len();
+/// The ranks (0-based, ascending, distinct) that the percentiles `ps` of `n` values
+/// interpolate between.
+pub fn ranks(n: usize, ps: &[f64]) -> Vec<usize> {
     if n == 0 {
         return Vec::new();
     }
@@ -249,6 +304,13 @@ fn select_ranks(values: &mut [f64], ps: &[f64]) -> Vec<(usize, f64)> {
         .collect();
     ranks.sort_unstable();
     ranks.dedup();
+    ranks
+}
+
+/// The values at the ranks the percentiles `ps` interpolate between, by selection rather than
+/// a full sort: (rank, value) ascending. Reorders `values`.
+fn select_ranks(values: &mut [f64], ps: &[f64]) -> Vec<(usize, f64)> {
+    let ranks = ranks(values.len(), ps);
     let mut selected: Vec<(usize, f64)> = Vec::with_capacity(ranks.len());
     let mut done = 0;
     for rank in ranks {

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::aggregate::{render, MetricSpec, ValueKind, Values};
+use super::aggregate::{ranks, render, MetricSpec, ValueKind, Values};
+use super::binned::{Binned, PageRef, Summary};
 use super::buckets::BucketGrid;
 use crate::domain::costs::{Cost, Price, PriceBook, TokenSums};
 use crate::domain::usage::UsageRow;
@@ -69,10 +70,54 @@ impl UsageMetric {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSlot {
     pub slot: DateTime<Utc>,
+    /// 0 for the whole slot, 1.. for its (op, root-ness) groups: names its latency pages.
+    pub part: i32,
     pub calls: i64,
     pub errors: i64,
-    /// The latency of each finished call, in no order.
+    pub latencies: SlotLatencies,
+}
+
+/// The latencies of a slot's finished calls, as its rollup keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlotLatencies {
+    /// Each one (few of them), in no order.
+    Listed(Vec<f64>),
+    /// A summary; the values themselves are in pages (`stats::binned`).
+    Paged(Summary),
+}
+
+/// A slot's calls of one group, as a rollup rebuild collects them.
+#[derive(Debug, Default)]
+pub struct CallGroup {
+    pub calls: i64,
+    pub errors: i64,
+    /// Each finished call's latency; sorted by `f64::total_cmp` before it is stored.
     pub latencies: Vec<f64>,
+}
+
+impl CallGroup {
+    fn add(&mut self, latency_ms: Option<f64>, is_error: bool) {
+        self.calls += 1;
+        self.errors += i64::from(is_error);
+        self.latencies.extend(latency_ms);
+    }
+}
+
+/// The call rollups of one slot's calls (the rows of `call_slots` and `call_op_slots`): whole,
+/// and per (op, root-ness), in the order their parts are numbered (1..).
+#[derive(Debug, Default)]
+pub struct CallRollup {
+    pub whole: CallGroup,
+    pub per_op: BTreeMap<(Option<String>, bool), CallGroup>,
+}
+
+impl CallRollup {
+    /// Count one call.
+    pub fn add(&mut self, op_name: Option<&str>, is_root: bool, latency_ms: Option<f64>, is_error: bool) {
+        self.whole.add(latency_ms, is_error);
+        let key = (op_name.map(str::to_string), is_root);
+        self.per_op.entry(key).or_default().add(latency_ms, is_error);
+    }
 }
 
 /// One slot's usage rows of one model, summed.
@@ -157,6 +202,8 @@ pub struct CallTally<'a> {
     /// Latencies summed in whole microseconds (what timestamps hold): exact in any order, and
     /// far cheaper than an exact float sum.
     latency_micros: Vec<i128>,
+    /// Per bucket and metric: the paged latency groups whose percentiles are asked.
+    binned: Vec<Vec<Binned>>,
 }
 
 impl<'a> CallTally<'a> {
@@ -167,6 +214,7 @@ impl<'a> CallTally<'a> {
             counts: vec![0; grid.len()],
             values: vec![vec![Values::default(); metrics.len()]; grid.len()],
             latency_micros: vec![0; grid.len()],
+            binned: (0..grid.len()).map(|_| metrics.iter().map(|_| Binned::default()).collect()).collect(),
         }
     }
 
@@ -188,23 +236,70 @@ impl<'a> CallTally<'a> {
         }
     }
 
-    pub fn add_slot(&mut self, slot: &CallSlot) {
+    pub fn add_slot(&mut self, mut slot: CallSlot) {
         let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
         self.counts[bucket] += slot.calls;
         let (calls, errors) = (slot.calls.max(0) as u64, slot.errors.max(0) as u64);
-        for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
-            match metric {
-                CallMetric::LatencyMs => slot.latencies.iter().for_each(|&latency| {
+        let binned = self.binned[bucket].iter_mut();
+        for ((values, (metric, spec)), binned) in self.values[bucket].iter_mut().zip(self.metrics).zip(binned) {
+            match (metric, &mut slot.latencies) {
+                (CallMetric::LatencyMs, SlotLatencies::Listed(latencies)) => latencies.iter().for_each(|&latency| {
                     values.push_float(latency);
                     self.latency_micros[bucket] += micros(latency);
                 }),
-                CallMetric::CallCount => values.push_int_times(1, calls),
-                CallMetric::ErrorCount => {
+                (CallMetric::LatencyMs, SlotLatencies::Paged(s)) => {
+                    values.add_summarized_floats(s.count, s.min, s.max, s.zeros, s.ones);
+                    self.latency_micros[bucket] += s.micros;
+                    if !spec.percentiles.is_empty() {
+                        // A metric is asked once (the request is validated), so the bins move.
+                        binned.add_group(slot.slot, slot.part, std::mem::take(&mut s.bins));
+                    }
+                }
+                (CallMetric::CallCount, _) => values.push_int_times(1, calls),
+                (CallMetric::ErrorCount, _) => {
                     values.push_int_times(1, errors);
                     values.push_int_times(0, calls - errors);
                 }
             }
         }
+    }
+
+    /// The latency pages the percentiles of paged groups need (each once, in order), once every
+    /// slot and call has been added.
+    pub fn pages(&mut self) -> Vec<PageRef> {
+        let mut pages = Vec::new();
+        for (values, binned) in self.values.iter().zip(&mut self.binned) {
+            for ((values, (_, spec)), binned) in values.iter().zip(self.metrics).zip(binned) {
+                if !binned.is_empty() {
+                    binned.pages(values.listed_floats(), &ranks(values.count(), &spec.percentiles), &mut pages);
+                }
+            }
+        }
+        pages.sort_unstable();
+        pages.dedup();
+        pages
+    }
+
+    /// The latencies of one page [`CallTally::pages`] asked for, of the slot starting at `slot`.
+    pub fn add_page(&mut self, slot: DateTime<Utc>, latencies: &[f64]) {
+        let Some(bucket) = self.grid.bucket_of(slot) else { return };
+        for binned in self.binned[bucket].iter_mut().filter(|b| !b.is_empty()) {
+            binned.add_page(latencies.iter().copied());
+        }
+    }
+
+    /// Find the percentiles of paged groups from the pages read; Err when a page did not hold
+    /// what its histogram promised (a rollup row and its pages disagree).
+    pub fn resolve(&mut self) -> Result<(), PagesMissing> {
+        for (values, binned) in self.values.iter_mut().zip(&self.binned) {
+            for ((values, (_, spec)), binned) in values.iter_mut().zip(self.metrics).zip(binned) {
+                if !binned.is_empty() {
+                    let ranks = ranks(values.count(), &spec.percentiles);
+                    values.set_ranked(binned.resolve(values.listed_floats(), &ranks).ok_or(PagesMissing)?);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn render(mut self) -> Vec<Map<String, Value>> {
@@ -225,9 +320,13 @@ impl<'a> CallTally<'a> {
     }
 }
 
+/// The latency pages of a rollup did not hold the values its histogram counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagesMissing;
+
 /// A latency in whole microseconds: latencies are differences of microsecond timestamps, so
 /// `ms × 1000` is within rounding of an integer.
-fn micros(latency_ms: f64) -> i128 {
+pub fn micros(latency_ms: f64) -> i128 {
     (latency_ms * 1000.0).round() as i128
 }
 

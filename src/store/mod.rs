@@ -25,6 +25,8 @@ pub mod filter;
 pub mod keys;
 /// Versioned objects and ops.
 pub mod objects;
+/// The integer encoding of packed rollup columns.
+mod packed;
 /// The price table.
 pub mod prices;
 /// The project list.
@@ -149,9 +151,9 @@ pub(crate) fn visible_calls<'a>(
 }
 
 /// Feed every row of `qb` to `each`, as rows arrive.
-async fn for_each<T>(
+async fn for_each<'c, T>(
     mut qb: QueryBuilder<'_, Postgres>,
-    db: &PgPool,
+    db: impl sqlx::Executor<'c, Database = Postgres>,
     mut each: impl FnMut(T),
 ) -> Result<(), sqlx::Error>
 where

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use sqlx::{PgConnection, PgPool};
 
+use super::packed::{put, take, unzigzag, zigzag};
 use crate::domain::usage::Counters;
 use crate::stats::runs::{Run, RunSlot};
 use crate::stats::slots::{floor, Range};
@@ -218,14 +219,6 @@ fn exact_micros(ms: f64) -> Option<i64> {
     (us.abs() < 9_007_199_254_740_992.0 && ((us as i64) as f64 / 1000.0).to_bits() == ms.to_bits()).then_some(us as i64)
 }
 
-fn zigzag(value: i64) -> u64 {
-    ((value << 1) ^ (value >> 63)) as u64
-}
-
-fn unzigzag(z: u64) -> i64 {
-    ((z >> 1) as i64) ^ -((z & 1) as i64)
-}
-
 fn put_str(out: &mut Vec<u8>, text: &str) {
     put(out, text.len() as u64);
     out.extend_from_slice(text.as_bytes());
@@ -238,27 +231,6 @@ fn take_str(bytes: &mut &[u8], into: &mut String) -> Option<()> {
     into.clear();
     into.push_str(std::str::from_utf8(raw).ok()?);
     Some(())
-}
-
-fn put(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn take(bytes: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = bytes.split_first()?;
-        *bytes = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

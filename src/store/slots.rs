@@ -1,6 +1,12 @@
-//! The 15-minute rollups of migration 0006 (and the run rollups of 0009, rebuilt with them):
-//! rebuild the dirty slots of a window, then stream a window's slots. `stats::slots` decides
-//! when a request may use them.
+//! The 15-minute rollups of migrations 0006 and 0011 (and the run rollups of 0009, rebuilt
+//! with them): rebuild the dirty slots of a window, then stream a window's slots and the
+//! latency pages their percentiles need. `stats::slots` decides when a request may use them.
+//!
+//! A call rollup's `latencies` is a format byte, then either (0) each latency as 8 big-endian
+//! bytes, or (1, past `binned::LISTED_MAX` of them) their summary: count, sum in µs (zigzag),
+//! min and max (8 bytes each), counts of exact zeros and ones, and the histogram (a count of
+//! bins, then per bin its distance from the previous one and its count); the latencies
+//! themselves, sorted, are in `call_latency_pages` (`binned::PAGE_VALUES` a row, 8 bytes each).
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -8,20 +14,110 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter::{push_name_match, SlotFilter};
+use super::packed::{put, put_f64, put_signed_wide, take, take_f64, take_signed_wide};
+use crate::stats::binned::{PageRef, Summary, LISTED_MAX, PAGE_VALUES};
 use crate::stats::slots::{all_time, floor, Range};
-use crate::stats::tally::{stored_sum, CallSlot, SlotSums, UsageRollup, UsageSlot, UsageSums};
+use crate::stats::tally::{
+    stored_sum, CallRollup, CallSlot, SlotLatencies, SlotSums, UsageRollup, UsageSlot, UsageSums,
+};
 
 impl<'r> FromRow<'r, PgRow> for CallSlot {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        // `latencies` is `float8send` of each finished call's latency, concatenated.
         let bytes: &[u8] = row.try_get("latencies")?;
         Ok(CallSlot {
             slot: row.try_get("slot")?,
+            part: row.try_get("part")?,
             calls: row.try_get("calls")?,
             errors: row.try_get("errors")?,
-            latencies: bytes.chunks_exact(8).map(|b| f64::from_be_bytes(b.try_into().expect("chunks of 8"))).collect(),
+            latencies: decode_latencies(bytes)
+                .ok_or_else(|| sqlx::Error::Decode("a call rollup's latencies are cut short".into()))?,
         })
     }
+}
+
+/// A group's latencies (sorted by `f64::total_cmp`) as stored: the row's `latencies`, and its
+/// pages when it has more than [`LISTED_MAX`].
+fn encode_latencies(sorted: &[f64]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let as_bytes = |values: &[f64]| values.iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<u8>>();
+    let summary = match Summary::of_sorted(sorted) {
+        Some(summary) if sorted.len() > LISTED_MAX => summary,
+        _ => return ([&[0u8][..], &as_bytes(sorted)].concat(), Vec::new()),
+    };
+    let mut out = vec![1u8];
+    put(&mut out, summary.count);
+    put_signed_wide(&mut out, summary.micros);
+    put_f64(&mut out, summary.min);
+    put_f64(&mut out, summary.max);
+    put(&mut out, summary.zeros);
+    put(&mut out, summary.ones);
+    put(&mut out, summary.bins.len() as u64);
+    let mut previous = 0;
+    for &(bin, count) in &summary.bins {
+        put(&mut out, u64::from(bin - previous));
+        put(&mut out, count);
+        previous = bin;
+    }
+    (out, sorted.chunks(PAGE_VALUES).map(as_bytes).collect())
+}
+
+fn decode_latencies(bytes: &[u8]) -> Option<SlotLatencies> {
+    let (&format, mut bytes) = bytes.split_first()?;
+    if format == 0 {
+        let listed = bytes.chunks_exact(8);
+        listed.remainder().is_empty().then_some(())?;
+        return Some(SlotLatencies::Listed(
+            listed.map(|b| f64::from_be_bytes(b.try_into().expect("8 bytes"))).collect(),
+        ));
+    }
+    let bytes = &mut bytes;
+    let (count, micros, min, max) = (take(bytes)?, take_signed_wide(bytes)?, take_f64(bytes)?, take_f64(bytes)?);
+    let (zeros, ones, bin_count) = (take(bytes)?, take(bytes)?, take(bytes)?);
+    let mut bins = Vec::with_capacity(usize::try_from(bin_count).ok()?.min(bytes.len()));
+    let mut bin = 0u32;
+    for _ in 0..bin_count {
+        bin = bin.checked_add(u32::try_from(take(bytes)?).ok()?)?;
+        bins.push((bin, take(bytes)?));
+    }
+    (format == 1 && bytes.is_empty()).then_some(SlotLatencies::Paged(Summary {
+        count,
+        micros,
+        min,
+        max,
+        zeros,
+        ones,
+        bins,
+    }))
+}
+
+/// The latencies of each page in `pages` (of the call rollups of `project`), read in one
+/// statement: the page's slot and its values, as they arrive.
+#[tracing::instrument(level = "debug", skip_all, fields(pages = pages.len()))]
+pub(super) async fn for_each_page(
+    tx: &mut PgConnection,
+    project: &str,
+    pages: &[PageRef],
+    mut each: impl FnMut(DateTime<Utc>, &[f64]),
+) -> Result<(), sqlx::Error> {
+    use futures_util::TryStreamExt;
+    let slots: Vec<DateTime<Utc>> = pages.iter().map(|p| p.slot).collect();
+    let parts: Vec<i32> = pages.iter().map(|p| p.part).collect();
+    let numbers: Vec<i32> = pages.iter().map(|p| p.page).collect();
+    let mut rows = sqlx::query_as::<_, (DateTime<Utc>, Vec<u8>)>(
+        "select p.slot, p.latencies from unnest($2::timestamptz[], $3::int4[], $4::int4[]) x(slot, part, page)
+         join call_latency_pages p on p.project_id = $1 and p.slot = x.slot and p.part = x.part and p.page = x.page",
+    )
+    .bind(project)
+    .bind(slots)
+    .bind(parts)
+    .bind(numbers)
+    .fetch(&mut *tx);
+    let mut values = Vec::with_capacity(PAGE_VALUES);
+    while let Some((slot, bytes)) = rows.try_next().await? {
+        values.clear();
+        values.extend(bytes.chunks_exact(8).map(|b| f64::from_be_bytes(b.try_into().expect("8 bytes"))));
+        each(slot, &values);
+    }
+    Ok(())
 }
 
 impl<'r> FromRow<'r, PgRow> for UsageSlot {
@@ -101,8 +197,8 @@ pub async fn stale_or_refresh(db: &PgPool, project: &str, range: Range) -> Resul
 }
 
 /// The rollup tables, which every rebuild rewrites.
-const ROLLUP_TABLES: [&str; 6] =
-    ["rollup_dirty", "call_slots", "call_op_slots", "usage_slots", "usage_op_slots", "run_slots"];
+const ROLLUP_TABLES: [&str; 7] =
+    ["rollup_dirty", "call_slots", "call_op_slots", "call_latency_pages", "usage_slots", "usage_op_slots", "run_slots"];
 /// The tables they are built from.
 const SOURCE_TABLES: [&str; 2] = ["calls", "call_usage"];
 
@@ -196,48 +292,112 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     }
     slots.sort_unstable();
     slots.dedup();
-    for table in ["call_slots", "call_op_slots", "usage_slots", "usage_op_slots", "run_slots"] {
+    for table in &ROLLUP_TABLES[1..] {
         sqlx::query(&format!("delete from {table} where project_id = $1 and slot = any($2)"))
             .bind(project)
             .bind(&slots)
             .execute(&mut *tx)
             .await?;
     }
-    // One pass over the slots' calls fills both tables.
-    sqlx::query(
-        "with rolled as (
-             select s.slot, grouping(c.op_name) = 1 as whole, c.op_name, c.parent_id is null as is_root,
-                    count(*) as calls, count(c.exception) as errors,
-                    coalesce(string_agg(float8send(c.latency_ms), ''::bytea), ''::bytea) as latencies
-             from unnest($2::timestamptz[]) s(slot), lateral (
-                 -- offset 0 keeps this a per-slot index range scan (the planner would flatten it).
-                 select * from calls c where c.project_id = $1 and c.deleted_at is null
-                     and c.started_at >= s.slot and c.started_at < s.slot + interval '15 minutes' offset 0
-             ) c
-             group by grouping sets ((s.slot), (s.slot, c.op_name, c.parent_id is null))
-         ), whole as (
-             insert into call_slots (project_id, slot, calls, errors, latencies)
-             select $1, slot, calls, errors, latencies from rolled where whole order by slot
-         )
-         insert into call_op_slots (project_id, slot, op_name, is_root, calls, errors, latencies)
-         select $1, slot, op_name, is_root, calls, errors, latencies from rolled where not whole order by slot",
-    )
-    .bind(project)
-    .bind(&slots)
-    .execute(&mut *tx)
-    .await?;
-    // One read of the slots' calls with their usage rows gives the usage rollups and the run
-    // rollups (summed here: the SQL grouping cost more than the read).
+    // One read of the slots' calls with their usage rows gives every rollup (grouped here:
+    // the SQL grouping cost more than the read).
     let runs = super::runs::runs_of_slots(&mut tx, project, &slots).await?;
+    let mut calls: BTreeMap<DateTime<Utc>, CallRollup> = BTreeMap::new();
     let mut usage: BTreeMap<DateTime<Utc>, UsageRollup> = BTreeMap::new();
     for (op_name, run) in &runs {
+        let slot = floor(run.started_at);
+        calls.entry(slot).or_default().add(op_name.as_deref(), run.is_root, run.latency_ms, run.error);
         if !run.usage.is_empty() {
-            usage.entry(floor(run.started_at)).or_default().add(op_name.as_deref(), run.is_root, &run.usage);
+            usage.entry(slot).or_default().add(op_name.as_deref(), run.is_root, &run.usage);
         }
     }
+    write_calls(&mut tx, project, calls).await?;
     write_usage(&mut tx, project, &usage).await?;
     super::run_slots::write(&mut tx, project, runs.into_iter().map(|(_, run)| run)).await?;
     tx.commit().await
+}
+
+/// The call rollup rows and latency pages of the rebuilt slots (their old rows already
+/// deleted).
+async fn write_calls(
+    tx: &mut PgConnection,
+    project: &str,
+    calls: BTreeMap<DateTime<Utc>, CallRollup>,
+) -> Result<(), sqlx::Error> {
+    #[derive(Default)]
+    struct Columns {
+        slot: Vec<DateTime<Utc>>,
+        part: Vec<i32>,
+        calls: Vec<i64>,
+        errors: Vec<i64>,
+        latencies: Vec<Vec<u8>>,
+        /// Of the pages only.
+        page: Vec<i32>,
+    }
+    let (mut whole, mut per_op, mut pages) = (Columns::default(), Columns::default(), Columns::default());
+    let (mut op_names, mut is_root) = (Vec::new(), Vec::new());
+    for (slot, rollup) in calls {
+        let groups = std::iter::once(rollup.whole).chain(rollup.per_op.into_iter().map(|((op, root), group)| {
+            op_names.push(op);
+            is_root.push(root);
+            group
+        }));
+        for (part, mut group) in groups.enumerate() {
+            let part = part as i32;
+            group.latencies.sort_unstable_by(f64::total_cmp);
+            let (latencies, group_pages) = encode_latencies(&group.latencies);
+            let columns = if part == 0 { &mut whole } else { &mut per_op };
+            columns.slot.push(slot);
+            columns.part.push(part);
+            columns.calls.push(group.calls);
+            columns.errors.push(group.errors);
+            columns.latencies.push(latencies);
+            for (page, bytes) in group_pages.into_iter().enumerate() {
+                pages.slot.push(slot);
+                pages.part.push(part);
+                pages.page.push(page as i32);
+                pages.latencies.push(bytes);
+            }
+        }
+    }
+    sqlx::query(
+        "insert into call_slots (project_id, slot, calls, errors, latencies)
+         select $1, * from unnest($2::timestamptz[], $3::int8[], $4::int8[], $5::bytea[])",
+    )
+    .bind(project)
+    .bind(whole.slot)
+    .bind(whole.calls)
+    .bind(whole.errors)
+    .bind(whole.latencies)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "insert into call_op_slots (project_id, slot, part, op_name, is_root, calls, errors, latencies)
+         select $1, * from unnest($2::timestamptz[], $3::int4[], $4::text[], $5::bool[], $6::int8[], $7::int8[],
+                                  $8::bytea[])",
+    )
+    .bind(project)
+    .bind(per_op.slot)
+    .bind(per_op.part)
+    .bind(op_names)
+    .bind(is_root)
+    .bind(per_op.calls)
+    .bind(per_op.errors)
+    .bind(per_op.latencies)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "insert into call_latency_pages (project_id, slot, part, page, latencies)
+         select $1, * from unnest($2::timestamptz[], $3::int4[], $4::int4[], $5::bytea[])",
+    )
+    .bind(project)
+    .bind(pages.slot)
+    .bind(pages.part)
+    .bind(pages.page)
+    .bind(pages.latencies)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The usage rollup rows of the rebuilt slots (their old rows already deleted).
@@ -303,16 +463,16 @@ async fn write_usage(
 }
 
 /// Rollup rows of `range` matching `filter`, from the whole-slot table when it has no
-/// condition, else from the per-op table (aliased `r` either way).
+/// condition, else from the per-op table (aliased `r` either way), with the columns for it.
 fn slot_rows<'a>(
-    columns: &str,
+    columns: (&str, &str),
     tables: (&str, &str),
     project: &'a str,
     (from, to): Range,
     filter: &SlotFilter,
 ) -> QueryBuilder<'a, Postgres> {
     let whole = filter.op_names.is_none() && !filter.roots_only;
-    let table = if whole { tables.0 } else { tables.1 };
+    let (table, columns) = if whole { (tables.0, columns.0) } else { (tables.1, columns.1) };
     let mut qb = QueryBuilder::new(format!("select {columns} from {table} r"));
     qb.push(" where r.project_id = ").push_bind(project);
     qb.push(" and r.slot >= ").push_bind(from).push(" and r.slot < ").push_bind(to);
@@ -327,17 +487,18 @@ fn slot_rows<'a>(
 
 /// The call rollup rows ([`CallSlot`]) of `range` matching `filter`.
 pub(super) fn call_slots<'a>(project: &'a str, range: Range, filter: &SlotFilter) -> QueryBuilder<'a, Postgres> {
-    slot_rows("r.slot, r.calls, r.errors, r.latencies", ("call_slots", "call_op_slots"), project, range, filter)
-}
-
-/// The usage rollup rows ([`UsageSlot`]) of `range` matching `filter`.
-pub(super) fn usage_slots<'a>(project: &'a str, range: Range, filter: &SlotFilter) -> QueryBuilder<'a, Postgres> {
     slot_rows(
-        "r.slot, r.model, r.usage_rows, r.input_tokens, r.output_tokens, r.total_tokens, r.cache_read_input_tokens,
-         r.cache_creation_input_tokens, r.uncached_input_tokens",
-        ("usage_slots", "usage_op_slots"),
+        ("r.slot, 0 as part, r.calls, r.errors, r.latencies", "r.slot, r.part, r.calls, r.errors, r.latencies"),
+        ("call_slots", "call_op_slots"),
         project,
         range,
         filter,
     )
+}
+
+/// The usage rollup rows ([`UsageSlot`]) of `range` matching `filter`.
+pub(super) fn usage_slots<'a>(project: &'a str, range: Range, filter: &SlotFilter) -> QueryBuilder<'a, Postgres> {
+    const USAGE: &str = "r.slot, r.model, r.usage_rows, r.input_tokens, r.output_tokens, r.total_tokens,
+         r.cache_read_input_tokens, r.cache_creation_input_tokens, r.uncached_input_tokens";
+    slot_rows((USAGE, USAGE), ("usage_slots", "usage_op_slots"), project, range, filter)
 }

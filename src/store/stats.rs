@@ -26,7 +26,8 @@ fn counted_calls<'a>(
     qb
 }
 
-/// Feed the counted calls of `plan` to `tally`: slots from rollups, the rest raw.
+/// Feed the counted calls of `plan` to `tally`: slots from rollups, the rest raw, then the
+/// latency pages the percentiles of its paged slots need.
 #[tracing::instrument(level = "debug", skip_all, fields(slot_ranges = plan.slots.len(), raw_ranges = plan.raw.len()))]
 pub async fn tally_calls(
     db: &PgPool,
@@ -36,8 +37,11 @@ pub async fn tally_calls(
     selection: &Selection,
     tally: &mut CallTally<'_>,
 ) -> Result<(), sqlx::Error> {
+    // One snapshot: the pages read last must be those of the rollup rows read first.
+    let mut tx = db.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
     for &range in &plan.slots {
-        for_each(slots::call_slots(project, range, slot_filter), db, |slot| tally.add_slot(&slot)).await?;
+        for_each(slots::call_slots(project, range, slot_filter), &mut *tx, |slot| tally.add_slot(slot)).await?;
     }
     for &range in &plan.raw {
         let qb = counted_calls(
@@ -46,12 +50,19 @@ pub async fn tally_calls(
             range,
             selection,
         );
-        for_each(qb, db, |(started_at, latency_ms, is_error): (DateTime<Utc>, Option<f64>, bool)| {
+        for_each(qb, &mut *tx, |(started_at, latency_ms, is_error): (DateTime<Utc>, Option<f64>, bool)| {
             tally.add_call(started_at, latency_ms, is_error)
         })
         .await?;
     }
-    Ok(())
+    let pages = tally.pages();
+    if !pages.is_empty() {
+        slots::for_each_page(&mut tx, project, &pages, |slot, latencies| tally.add_page(slot, latencies)).await?;
+    }
+    tally
+        .resolve()
+        .map_err(|_| sqlx::Error::Decode("a call rollup's latency pages do not match its histogram".into()))?;
+    tx.commit().await
 }
 
 /// A usage row of a counted call, with the call's start.

@@ -215,13 +215,14 @@ async fn maintenance_vacuums_and_analyzes_the_rollup_tables_and_answers_stay_the
     weave_trace_server::store::slots::maintain(&pool).await.unwrap();
     let cleaned: Vec<(String, bool, bool)> = sqlx::query_as(
         "select relname::text, last_vacuum is not null, last_analyze is not null from pg_stat_user_tables
-         where relname in ('rollup_dirty', 'call_slots', 'call_op_slots', 'usage_slots', 'usage_op_slots', 'run_slots', 'calls', 'call_usage')
+         where relname in ('rollup_dirty', 'call_slots', 'call_op_slots', 'call_latency_pages', 'usage_slots',
+                           'usage_op_slots', 'run_slots', 'calls', 'call_usage')
          order by 1",
     )
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(cleaned.len(), 8);
+    assert_eq!(cleaned.len(), 9);
     for (table, vacuumed, analyzed) in cleaned {
         assert!(analyzed, "{table} analyzed");
         assert_eq!(
@@ -298,4 +299,82 @@ async fn usage_sums_past_the_bigint_range_are_read_raw_and_stay_exact(pool: PgPo
     let answer = app.ok("/calls/stats", request).await;
     assert_eq!(answer["usage_buckets"][0]["sum_input_tokens"], json!(i64::MAX), "3 × 9e18 saturates, read raw");
     assert_eq!(answer["usage_buckets"][0]["sum_output_tokens"], json!(3));
+}
+
+/// Call `n` of a busy half hour: most on one op, latencies with many exact ties (0, 1 and 5 ms),
+/// some spread over six decades, a few ending before they start.
+fn busy_call(n: u64) -> (Value, Option<Value>) {
+    let started = (n * 7_919) as i64 % 1_800_000;
+    let id = format!("b{n}");
+    let op_name = if n % 5 == 0 { op(1) } else { op(2) };
+    let parent = (n % 3 != 0).then(|| format!("b{}", n - n % 3));
+    let start =
+        start(&id, &at(started), json!({"trace_id": format!("bt{}", n / 3), "parent_id": parent, "op_name": op_name}));
+    if n % 97 == 5 {
+        return (start, None);
+    }
+    let latency_us: i64 = match n % 10 {
+        0 => 0,
+        1 => 1_000,
+        2 | 3 => 5_000,
+        4 if n % 40 == 4 => -((n * 31) as i64 % 7_000),
+        _ => (((n * 2_654_435_761) % 1_000_000) as f64 / 1_000_000.0 * 13.8).exp() as i64,
+    };
+    let exception = (n % 13 == 0).then_some("ValueError");
+    let end = end(
+        &id,
+        &(t0() + TimeDelta::microseconds(started * 1000 + latency_us)).to_rfc3339(),
+        json!({"exception": exception}),
+    );
+    (start, Some(end))
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn paged_latencies_answer_every_percentile_exactly_like_the_calls(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    // ~1,000 calls a quarter hour: whole slots and the busy op's groups keep their latencies in
+    // pages, the quiet op's groups list them.
+    let calls: Vec<_> = (0..2_000).map(busy_call).collect();
+    ingest(&app, calls).await;
+    let everything = json!({"$expr": {"$not": [{"$eq": [{"$getField": "id"}, {"$literal": ""}]}]}});
+    let latency = json!([{"metric": "latency_ms", "aggregations": ["sum", "avg", "min", "max", "count", "count_true", "count_false"],
+                          "percentiles": [0, 0.1, 1, 5, 25, 33.3, 50, 75, 90, 95, 99, 99.9, 100]}]);
+    let requests = [
+        (T0.to_string(), at(1_800_000), "UTC", 900, json!(null)),
+        (T0.to_string(), at(1_800_000), "UTC", 3600, json!(null)),
+        (at(-7_003), at(1_800_000 - 61_000), "America/New_York", 1800, json!(null)),
+        (T0.to_string(), at(1_800_000), "Asia/Kathmandu", 2700, json!(null)),
+        (T0.to_string(), at(1_800_000), "UTC", 1800, json!({"op_names": [op(2)]})),
+        (T0.to_string(), at(1_800_000), "UTC", 900, json!({"op_names": [op(2)], "trace_roots_only": true})),
+    ];
+    let same_both_ways = || async {
+        for (start, end, timezone, granularity, filter) in &requests {
+            let request = json!({"project_id": PROJECT, "start": start, "end": end, "timezone": timezone,
+                                 "granularity": granularity, "filter": filter, "call_metrics": latency});
+            let mut raw_request = request.clone();
+            merge(&mut raw_request, json!({"query": everything}));
+            let fast = app.ok("/calls/stats", request.clone()).await;
+            assert_eq!(
+                fast,
+                app.ok("/calls/stats", raw_request).await,
+                "paged rollups and calls disagree on {request}"
+            );
+        }
+    };
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    same_both_ways().await;
+    let pages = app.count_rows("call_latency_pages").await;
+    assert!(pages >= 2 * 4 * 2, "whole slots and the busy op's groups are paged ({pages} pages)");
+
+    // Late ends, deletes and a new call move values between bins and pages.
+    let late: Vec<Value> = (0..2_000)
+        .filter(|n| n % 97 == 5)
+        .map(|n| end_item(end(&format!("b{n}"), &at(1_799_999), json!({}))))
+        .collect();
+    send(&app, late).await;
+    app.ok("/calls/delete", json!({"project_id": PROJECT, "call_ids": ["b3", "b300", "b1201"]})).await;
+    ingest(&app, vec![busy_call(5_000)]).await;
+    same_both_ways().await;
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    same_both_ways().await;
 }

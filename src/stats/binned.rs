@@ -1,0 +1,277 @@
+//! Exact latency percentiles that read only the latencies near each percentile (migration
+//! 0011, README "How /calls/stats stays fast").
+//!
+//! A rollup group (a slot's calls, or one op's) with more than [`LISTED_MAX`] finished calls
+//! keeps its latencies sorted in pages of [`PAGE_VALUES`], and a summary: count, exact sum,
+//! min, max and a histogram, the count per bin (bins ~2% wide, see [`bin`]). To answer a
+//! percentile of a bucket, the histograms of its groups (and the bins of any latencies it has
+//! one by one) are merged to find the bin that holds each wanted rank and how many values lie
+//! below that bin; only the pages holding that bin are read in each group; the value at the
+//! rank is selected exactly among the bucket's values in that bin. So a request's cost grows
+//! with its buckets and groups, not with its calls. Pure: the store reads what
+//! [`Binned::pages`] asks for.
+use chrono::{DateTime, Utc};
+
+use super::tally::micros;
+
+/// Latencies per page (8 bytes each: a page row stays inline, under 2 KB).
+pub const PAGE_VALUES: usize = 240;
+/// Most latencies a group lists one by one instead of paging them.
+pub const LISTED_MAX: usize = 128;
+/// Mantissa bits a bin keeps: 32 bins per power of two, each at most 1/32 of its lower edge wide.
+const MANTISSA_BITS: u32 = 5;
+
+/// The bin of `value`: the sign, exponent and top mantissa bits of its total-order key, so
+/// bins ascend with `f64::total_cmp`.
+pub fn bin(value: f64) -> u32 {
+    let bits = value.to_bits();
+    let key = if bits >> 63 == 1 { !bits } else { bits | 1 << 63 };
+    (key >> (52 - MANTISSA_BITS)) as u32
+}
+
+/// A paged group's latencies, as its rollup row keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    /// Their sum in whole microseconds (see `tally::micros`).
+    pub micros: i128,
+    pub min: f64,
+    pub max: f64,
+    /// How many are exactly 0 and exactly 1 (`count_false` / `count_true`).
+    pub zeros: u64,
+    pub ones: u64,
+    /// (bin, count) of each non-empty bin, ascending.
+    pub bins: Vec<(u32, u64)>,
+}
+
+impl Summary {
+    /// The summary of latencies sorted by `f64::total_cmp`; None when there are none.
+    pub fn of_sorted(sorted: &[f64]) -> Option<Self> {
+        let (&min, &max) = (sorted.first()?, sorted.last()?);
+        let mut bins: Vec<(u32, u64)> = Vec::new();
+        for &value in sorted {
+            match bins.last_mut() {
+                Some((b, count)) if *b == bin(value) => *count += 1,
+                _ => bins.push((bin(value), 1)),
+            }
+        }
+        Some(Self {
+            count: sorted.len() as u64,
+            micros: sorted.iter().map(|&v| micros(v)).sum(),
+            min,
+            max,
+            zeros: sorted.iter().filter(|&&v| v == 0.0).count() as u64,
+            ones: sorted.iter().filter(|&&v| v == 1.0).count() as u64,
+            bins,
+        })
+    }
+}
+
+/// One page of one group: what [`Binned::pages`] asks the store to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PageRef {
+    pub slot: DateTime<Utc>,
+    /// 0 for a whole slot, 1.. for its (op, root-ness) groups.
+    pub part: i32,
+    pub page: i32,
+}
+
+/// A bin holding wanted ranks: how many of the bucket's values lie in lower bins.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    bin: u32,
+    below: u64,
+}
+
+/// One bucket's percentiles of latencies from paged groups: their histograms, then the values
+/// of the wanted bins as pages arrive.
+#[derive(Debug, Default)]
+pub struct Binned {
+    groups: Vec<(DateTime<Utc>, i32, Vec<(u32, u64)>)>,
+    wanted: Vec<Wanted>,
+    /// The values read from pages that fall in a wanted bin.
+    picked: Vec<f64>,
+}
+
+impl Binned {
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// A paged group of this bucket, by its slot, part and histogram.
+    pub fn add_group(&mut self, slot: DateTime<Utc>, part: i32, bins: Vec<(u32, u64)>) {
+        self.groups.push((slot, part, bins));
+    }
+
+    /// Find the bins holding `ranks` (ascending) among the groups' values and `listed`, and
+    /// push the pages that hold those bins onto `pages`.
+    pub fn pages(&mut self, listed: &[f64], ranks: &[usize], pages: &mut Vec<PageRef>) {
+        self.wanted = wanted_bins(&self.groups, listed, ranks);
+        for (slot, part, bins) in &self.groups {
+            // Ranks inside the group of each wanted bin's values, from its running count.
+            let (mut before, mut j) = (0u64, 0);
+            for wanted in &self.wanted {
+                while bins.get(j).is_some_and(|&(b, _)| b < wanted.bin) {
+                    before += bins[j].1;
+                    j += 1;
+                }
+                let Some(&(b, count)) = bins.get(j) else { break };
+                if b == wanted.bin {
+                    let (first, last) = (before / PAGE_VALUES as u64, (before + count - 1) / PAGE_VALUES as u64);
+                    pages.extend((first..=last).map(|page| PageRef { slot: *slot, part: *part, page: page as i32 }));
+                }
+            }
+        }
+    }
+
+    /// Values of one page read for this bucket (each page once).
+    pub fn add_page(&mut self, values: impl IntoIterator<Item = f64>) {
+        for value in values {
+            if self.wanted.iter().any(|w| w.bin == bin(value)) {
+                self.picked.push(value);
+            }
+        }
+    }
+
+    /// The value at each of `ranks` (ascending, as given to [`Binned::pages`]), with `listed`:
+    /// (rank, value). None when the pages did not hold what the histograms promised.
+    pub fn resolve(&self, listed: &[f64], ranks: &[usize]) -> Option<Vec<(usize, f64)>> {
+        let mut out = Vec::with_capacity(ranks.len());
+        let mut ranks = ranks.iter().copied().peekable();
+        for (k, wanted) in self.wanted.iter().enumerate() {
+            let end = self.wanted.get(k + 1).map(|next| next.below);
+            let mut values: Vec<f64> =
+                self.picked.iter().chain(listed).copied().filter(|&v| bin(v) == wanted.bin).collect();
+            values.sort_unstable_by(f64::total_cmp);
+            while let Some(rank) = ranks.next_if(|&r| end.is_none_or(|end| (r as u64) < end)) {
+                let at = (rank as u64).checked_sub(wanted.below)?;
+                out.push((rank, *values.get(usize::try_from(at).ok()?)?));
+            }
+        }
+        ranks.next().is_none().then_some(out)
+    }
+}
+
+/// The bins holding `ranks` (ascending) among the values of `groups` and `listed`.
+fn wanted_bins(groups: &[(DateTime<Utc>, i32, Vec<(u32, u64)>)], listed: &[f64], ranks: &[usize]) -> Vec<Wanted> {
+    let bins =
+        || groups.iter().flat_map(|(_, _, bins)| bins.iter().copied()).chain(listed.iter().map(|&v| (bin(v), 1)));
+    let (Some(low), Some(high)) = (bins().map(|(b, _)| b).min(), bins().map(|(b, _)| b).max()) else {
+        return Vec::new();
+    };
+    // Merged counts: one array over the bins in use (latencies span a few hundred of them),
+    // sorted pairs when they spread wider.
+    let merged: Vec<(u32, u64)> = if high - low < 1 << 16 {
+        let mut dense = vec![0u64; (high - low + 1) as usize];
+        bins().for_each(|(b, count)| dense[(b - low) as usize] += count);
+        dense.iter().enumerate().filter(|(_, &c)| c > 0).map(|(i, &c)| (low + i as u32, c)).collect()
+    } else {
+        let mut pairs: Vec<(u32, u64)> = bins().collect();
+        pairs.sort_unstable_by_key(|&(b, _)| b);
+        pairs.chunk_by(|a, b| a.0 == b.0).map(|run| (run[0].0, run.iter().map(|&(_, c)| c).sum())).collect()
+    };
+    let mut wanted = Vec::new();
+    let mut below = 0u64;
+    let mut ranks = ranks.iter().map(|&r| r as u64).peekable();
+    for (b, count) in merged {
+        if ranks.peek().is_none() {
+            break;
+        }
+        if ranks.next_if(|&r| r < below + count).is_some() {
+            wanted.push(Wanted { bin: b, below });
+            while ranks.next_if(|&r| r < below + count).is_some() {}
+        }
+        below += count;
+    }
+    wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_ascend_with_the_total_order_of_floats() {
+        let values = [f64::NEG_INFINITY, -1e300, -2.0, -1.0, -0.0, 0.0, 1e-300, 0.5, 1.0, 1.02, 1.04, 2.0, 1e300];
+        for pair in values.windows(2) {
+            assert!(bin(pair[0]) <= bin(pair[1]), "{pair:?}");
+        }
+        assert_eq!(bin(1.0), bin(1.02));
+        assert!(bin(1.0) < bin(1.04));
+    }
+
+    /// Groups of sorted values cut into pages as the store keeps them; the bucket's other
+    /// values listed.
+    fn answer(groups: &[Vec<f64>], listed: &[f64], ranks: &[usize]) -> Option<Vec<(usize, f64)>> {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let mut binned = Binned::default();
+        for (part, values) in groups.iter().enumerate() {
+            binned.add_group(t, part as i32, Summary::of_sorted(values).unwrap().bins);
+        }
+        let mut pages = Vec::new();
+        binned.pages(listed, ranks, &mut pages);
+        pages.sort_unstable();
+        pages.dedup();
+        for page in &pages {
+            let values = &groups[page.part as usize];
+            let from = page.page as usize * PAGE_VALUES;
+            binned.add_page(values[from..(from + PAGE_VALUES).min(values.len())].iter().copied());
+        }
+        binned.resolve(listed, ranks)
+    }
+
+    #[test]
+    fn the_value_at_each_rank_is_the_one_a_full_sort_finds() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            seed >> 11
+        };
+        for round in 0..200 {
+            let group_count = 1 + (next() % 5) as usize;
+            let mut groups = Vec::new();
+            for _ in 0..group_count {
+                let n = 1 + (next() % 1_000) as usize;
+                // Few distinct values in some rounds (ties across pages and bins), spread in others.
+                let mut values: Vec<f64> = (0..n)
+                    .map(|_| match round % 3 {
+                        0 => (next() % 7) as f64,
+                        1 => (next() % 2_000_000) as f64 / 1000.0,
+                        _ => ((next() % 4_000) as f64 / 100.0).exp() / 1e6 - 1.0,
+                    })
+                    .collect();
+                values.sort_unstable_by(f64::total_cmp);
+                groups.push(values);
+            }
+            let listed: Vec<f64> = (0..next() % 50).map(|_| (next() % 30_000) as f64 / 7.0).collect();
+            let mut all: Vec<f64> = groups.iter().flatten().chain(&listed).copied().collect();
+            all.sort_unstable_by(f64::total_cmp);
+            let mut ranks: Vec<usize> = (0..6).map(|_| next() as usize % all.len()).collect();
+            ranks.extend([0, all.len() - 1]);
+            ranks.sort_unstable();
+            ranks.dedup();
+            let expected: Vec<(usize, f64)> = ranks.iter().map(|&r| (r, all[r])).collect();
+            assert_eq!(answer(&groups, &listed, &ranks), Some(expected), "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_page_that_does_not_hold_what_the_histogram_promised_is_noticed() {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let values: Vec<f64> = (0..500).map(f64::from).collect();
+        let mut binned = Binned::default();
+        binned.add_group(t, 0, Summary::of_sorted(&values).unwrap().bins);
+        let mut pages = Vec::new();
+        binned.pages(&[], &[250], &mut pages);
+        assert_eq!(pages, vec![PageRef { slot: t, part: 0, page: 1 }]);
+        assert_eq!(binned.resolve(&[], &[250]), None, "no page was read");
+    }
+
+    #[test]
+    fn a_summary_counts_sums_and_bins_its_values() {
+        let s = Summary::of_sorted(&[0.0, 0.0, 1.0, 1.001, 1.5, 2.25]).unwrap();
+        assert_eq!((s.count, s.micros, s.min, s.max, s.zeros, s.ones), (6, 5_751, 0.0, 2.25, 2, 1));
+        assert_eq!(s.bins.iter().map(|&(_, c)| c).collect::<Vec<_>>(), vec![2, 2, 1, 1]);
+        assert_eq!(Summary::of_sorted(&[]), None);
+    }
+}
