@@ -270,6 +270,38 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The dashboard questions timed at every checkpoint: name, zone, op filter, days, granularity.
+const GROWTH_QUESTIONS: [(&str, &str, Option<&str>, i64, Option<i64>); 4] = [
+    ("(a) UTC", "UTC", None, WINDOW_DAYS, None),
+    ("(a) New York", "America/New_York", None, WINDOW_DAYS, None),
+    ("(b) one op", "UTC", Some("weave:///bench/dashboard/op/op3:v1"), WINDOW_DAYS, None),
+    ("(c) 7 d hourly", "UTC", None, 7, Some(3600)),
+];
+
+/// Time the dashboard questions at the project's current size.
+async fn growth_point(server: &Arc<Server>, calls: usize, runs: usize) -> Value {
+    let mut questions = serde_json::Map::new();
+    for (name, zone, op, days, granularity) in GROWTH_QUESTIONS {
+        let filter = op.map(|op| json!({"op_names": [op]}));
+        let (p50, p95) = time_ours(server, "/calls/stats", &dashboard_request(zone, filter, days, granularity), runs).await;
+        eprintln!("{name} at {calls} calls: p50 {p50:.1} ms, p95 {p95:.1} ms");
+        questions.insert(name.to_string(), json!({"p50_ms": p50, "p95_ms": p95}));
+    }
+    let utc = questions["(a) UTC"].clone();
+    json!({"calls": calls, "p50_ms": utc["p50_ms"], "p95_ms": utc["p95_ms"], "questions": questions})
+}
+
+/// Bytes on disk of the server's tables (with their indexes and TOAST), largest first.
+async fn disk_bytes(db: &PgPool) -> Result<std::collections::BTreeMap<String, i64>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select relname::text, pg_total_relation_size(relid) from pg_stat_user_tables
+         where relname not like 'baseline%' and pg_total_relation_size(relid) > 0",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 fn dashboard_request(timezone: &str, filter: Option<Value>, days: i64, granularity: Option<i64>) -> Value {
     json!({
         "project_id": PROJECT, "start": (window_end() - TimeDelta::days(days)).to_rfc3339(), "end": window_end().to_rfc3339(),
@@ -491,15 +523,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         let calls_now = calls_before(ingested_batches);
         if calls_now < args.calls {
             settle(&db).await?;
-            let (p50, p95) = time_ours(
-                &server,
-                "/calls/stats",
-                &dashboard_request("UTC", None, WINDOW_DAYS, None),
-                args.runs.min(10),
-            )
-            .await;
-            eprintln!("dashboard at {calls_now} calls: p50 {p50:.1} ms, p95 {p95:.1} ms");
-            growth.push(json!({"calls": calls_now, "p50_ms": p50, "p95_ms": p95}));
+            growth.push(growth_point(&server, calls_now, args.runs.min(10)).await);
         }
     }
     let ingest_rate = args.calls as f64 / ingest_time.as_secs_f64();
@@ -529,9 +553,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     .execute(&db)
     .await?;
     sqlx::query("analyze baseline_calls, baseline_prices").execute(&db).await?;
-    let (growth_p50, growth_p95) =
-        time_ours(&server, "/calls/stats", &dashboard_request("UTC", None, WINDOW_DAYS, None), args.runs.min(10)).await;
-    growth.push(json!({"calls": args.calls, "p50_ms": growth_p50, "p95_ms": growth_p95}));
+    growth.push(growth_point(&server, args.calls, args.runs.min(10)).await);
+    let disk = disk_bytes(&db).await?;
 
     // The questions.
     let big_trace = "t0";
@@ -598,10 +621,16 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         println!("{name:<32} {p50:>8.1}ms {p95:>8.1}ms {b50:>10.1}ms {b95:>10.1}ms {ratio:>7.1}x");
         rows.push(json!({"question": name, "ours_p50_ms": p50, "ours_p95_ms": p95, "plain_p50_ms": b50, "plain_p95_ms": b95, "ratio_p50": ratio}));
     }
-    println!("dashboard (a, UTC) as the project grew:");
+    println!("dashboard questions as the project grew (p50 ms):");
     for point in &growth {
-        println!("  {:>9} calls: p50 {:.1} ms", point["calls"], point["p50_ms"].as_f64().unwrap_or_default());
+        let times: Vec<String> = GROWTH_QUESTIONS
+            .iter()
+            .map(|(name, ..)| format!("{name} {:.1}", point["questions"][name]["p50_ms"].as_f64().unwrap_or_default()))
+            .collect();
+        println!("  {:>9} calls: {}", point["calls"], times.join(", "));
     }
+    let total: i64 = disk.values().sum();
+    println!("disk: {:.0} MB in all, {:.0} MB per million calls: {disk:?}", total as f64 / 1e6, total as f64 / args.calls as f64);
     println!("peak RSS of the bench process (server, clients and generator together): {peak_rss:.0} MB");
 
     std::fs::create_dir_all(&args.out)?;
@@ -611,6 +640,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "postgres": settings.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
         "ingest_calls_per_s": ingest_rate, "rollups_current_s": current_s, "maintained_s": maintained_s, "questions": rows, "growth": growth, "peak_rss_mb": peak_rss,
+        "disk_bytes": disk,
     });
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     println!("wrote {}", path.display());
