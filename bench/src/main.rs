@@ -60,6 +60,12 @@ struct Args {
     /// Stop after ingesting (measure ingestion alone).
     #[arg(long)]
     ingest_only: bool,
+    /// Ingest in this many passes over the window, each in time order (pass k sends every
+    /// `passes`-th trace from the k-th), so that every checkpoint finds the whole window filled,
+    /// at a lower density: the growth then measures more calls per quarter hour, not more
+    /// quarter hours. 1 sends everything in time order, as a live app does.
+    #[arg(long, default_value_t = 1)]
+    passes: usize,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     keep: bool,
@@ -169,11 +175,15 @@ fn call_items(t: usize, i: usize, size: usize, traces: usize, out: &mut String) 
 }
 
 /// Batches of at most `CALLS_PER_BATCH` calls: (trace, first call, last call exclusive) runs.
-fn batches(sizes: &[usize]) -> Vec<Vec<(usize, usize, usize)>> {
+fn batches(sizes: &[usize], passes: usize) -> Vec<Vec<(usize, usize, usize)>> {
     let mut batches = Vec::new();
     let mut current = Vec::new();
     let mut room = CALLS_PER_BATCH;
-    for (t, &size) in sizes.iter().enumerate() {
+    // Pass k sends every `passes`-th trace from the k-th, in time order.
+    let passes = passes.max(1);
+    let order = (0..passes).flat_map(|pass| (pass..sizes.len()).step_by(passes));
+    for t in order {
+        let size = sizes[t];
         let mut first = 0;
         while first < size {
             let take = room.min(size - first);
@@ -283,7 +293,8 @@ async fn growth_point(server: &Arc<Server>, calls: usize, runs: usize) -> Value 
     let mut questions = serde_json::Map::new();
     for (name, zone, op, days, granularity) in GROWTH_QUESTIONS {
         let filter = op.map(|op| json!({"op_names": [op]}));
-        let (p50, p95) = time_ours(server, "/calls/stats", &dashboard_request(zone, filter, days, granularity), runs).await;
+        let (p50, p95) =
+            time_ours(server, "/calls/stats", &dashboard_request(zone, filter, days, granularity), runs).await;
         eprintln!("{name} at {calls} calls: p50 {p50:.1} ms, p95 {p95:.1} ms");
         questions.insert(name.to_string(), json!({"p50_ms": p50, "p95_ms": p95}));
     }
@@ -474,7 +485,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
 
     // Ingest, pausing at each checkpoint to time the dashboard request at that size.
     let sizes = Arc::new(trace_sizes(args.calls));
-    let batches = Arc::new(batches(&sizes));
+    let batches = Arc::new(batches(&sizes, args.passes));
     let mut growth = Vec::new();
     let mut peak_rss = rss_mb();
     let mut ingested_batches = 0usize;
@@ -630,13 +641,17 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:>9} calls: {}", point["calls"], times.join(", "));
     }
     let total: i64 = disk.values().sum();
-    println!("disk: {:.0} MB in all, {:.0} MB per million calls: {disk:?}", total as f64 / 1e6, total as f64 / args.calls as f64);
+    println!(
+        "disk: {:.0} MB in all, {:.0} MB per million calls: {disk:?}",
+        total as f64 / 1e6,
+        total as f64 / args.calls as f64
+    );
     println!("peak RSS of the bench process (server, clients and generator together): {peak_rss:.0} MB");
 
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join(format!("{}-{}calls.json", Utc::now().format("%Y%m%dT%H%M%S"), args.calls));
     let report = json!({
-        "calls": args.calls, "traces": sizes.len(), "runs": args.runs, "baseline_runs": args.baseline_runs, "clients": args.clients,
+        "calls": args.calls, "traces": sizes.len(), "passes": args.passes, "runs": args.runs, "baseline_runs": args.baseline_runs, "clients": args.clients,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "postgres": settings.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
         "ingest_calls_per_s": ingest_rate, "rollups_current_s": current_s, "maintained_s": maintained_s, "questions": rows, "growth": growth, "peak_rss_mb": peak_rss,

@@ -67,13 +67,17 @@ impl Summary {
     }
 }
 
-/// One page of one group: what [`Binned::pages`] asks the store to read.
+/// Consecutive latencies of one page of one group: what [`Binned::pages`] asks the store to
+/// read (only a wanted bin's values, so little crosses the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PageRef {
+pub struct PageSlice {
     pub slot: DateTime<Utc>,
     /// 0 for a whole slot, 1.. for its (op, root-ness) groups.
     pub part: i32,
     pub page: i32,
+    /// The first latency's position in the page, and how many.
+    pub first: i32,
+    pub count: i32,
 }
 
 /// A bin holding wanted ranks: how many of the bucket's values lie in lower bins.
@@ -105,7 +109,7 @@ impl Binned {
 
     /// Find the bins holding `ranks` (ascending) among the groups' values and `listed`, and
     /// push the pages that hold those bins onto `pages`.
-    pub fn pages(&mut self, listed: &[f64], ranks: &[usize], pages: &mut Vec<PageRef>) {
+    pub fn pages(&mut self, listed: &[f64], ranks: &[usize], pages: &mut Vec<PageSlice>) {
         self.wanted = wanted_bins(&self.groups, listed, ranks);
         for (slot, part, bins) in &self.groups {
             // Ranks inside the group of each wanted bin's values, from its running count.
@@ -117,14 +121,20 @@ impl Binned {
                 }
                 let Some(&(b, count)) = bins.get(j) else { break };
                 if b == wanted.bin {
-                    let (first, last) = (before / PAGE_VALUES as u64, (before + count - 1) / PAGE_VALUES as u64);
-                    pages.extend((first..=last).map(|page| PageRef { slot: *slot, part: *part, page: page as i32 }));
+                    let (from, to) = (before, before + count);
+                    let page_size = PAGE_VALUES as u64;
+                    for page in from / page_size..=(to - 1) / page_size {
+                        let start = page * page_size;
+                        let (first, last) = (from.max(start) - start, to.min(start + page_size) - start);
+                        let (page, first, count) = (page as i32, first as i32, (last - first) as i32);
+                        pages.push(PageSlice { slot: *slot, part: *part, page, first, count });
+                    }
                 }
             }
         }
     }
 
-    /// Values of one page read for this bucket (each page once).
+    /// Values of one slice read for this bucket (each slice once).
     pub fn add_page(&mut self, values: impl IntoIterator<Item = f64>) {
         for value in values {
             if self.wanted.iter().any(|w| w.bin == bin(value)) {
@@ -212,10 +222,11 @@ mod tests {
         binned.pages(listed, ranks, &mut pages);
         pages.sort_unstable();
         pages.dedup();
-        for page in &pages {
-            let values = &groups[page.part as usize];
-            let from = page.page as usize * PAGE_VALUES;
-            binned.add_page(values[from..(from + PAGE_VALUES).min(values.len())].iter().copied());
+        for slice in &pages {
+            let values = &groups[slice.part as usize];
+            let from = slice.page as usize * PAGE_VALUES + slice.first as usize;
+            assert!(slice.first + slice.count <= PAGE_VALUES as i32 && slice.count > 0);
+            binned.add_page(values[from..from + slice.count as usize].iter().copied());
         }
         binned.resolve(listed, ranks)
     }
@@ -263,7 +274,7 @@ mod tests {
         binned.add_group(t, 0, Summary::of_sorted(&values).unwrap().bins);
         let mut pages = Vec::new();
         binned.pages(&[], &[250], &mut pages);
-        assert_eq!(pages, vec![PageRef { slot: t, part: 0, page: 1 }]);
+        assert_eq!(pages, vec![PageSlice { slot: t, part: 0, page: 1, first: 8, count: 4 }]);
         assert_eq!(binned.resolve(&[], &[250]), None, "no page was read");
     }
 

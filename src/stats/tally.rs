@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::aggregate::{ranks, render, MetricSpec, ValueKind, Values};
-use super::binned::{Binned, PageRef, Summary};
+use super::binned::{Binned, PageSlice, Summary};
 use super::buckets::BucketGrid;
 use crate::domain::costs::{Cost, Price, PriceBook, TokenSums};
 use crate::domain::usage::UsageRow;
@@ -264,26 +264,25 @@ impl<'a> CallTally<'a> {
         }
     }
 
-    /// The latency pages the percentiles of paged groups need (each once, in order), once every
-    /// slot and call has been added.
-    pub fn pages(&mut self) -> Vec<PageRef> {
+    /// The slices of latency pages the percentiles of paged groups need, each once and tagged
+    /// with its bucket, once every slot and call has been added.
+    pub fn pages(&mut self) -> Vec<(usize, PageSlice)> {
         let mut pages = Vec::new();
-        for (values, binned) in self.values.iter().zip(&mut self.binned) {
+        let mut slices = Vec::new();
+        for (bucket, (values, binned)) in self.values.iter().zip(&mut self.binned).enumerate() {
             for ((values, (_, spec)), binned) in values.iter().zip(self.metrics).zip(binned) {
                 if !binned.is_empty() {
-                    binned.pages(values.listed_floats(), &ranks(values.count(), &spec.percentiles), &mut pages);
+                    binned.pages(values.listed_floats(), &ranks(values.count(), &spec.percentiles), &mut slices);
+                    pages.extend(slices.drain(..).map(|slice| (bucket, slice)));
                 }
             }
         }
-        pages.sort_unstable();
-        pages.dedup();
         pages
     }
 
-    /// The latencies of one page [`CallTally::pages`] asked for, of the slot starting at `slot`.
-    pub fn add_page(&mut self, slot: DateTime<Utc>, latencies: &[f64]) {
-        let Some(bucket) = self.grid.bucket_of(slot) else { return };
-        for binned in self.binned[bucket].iter_mut().filter(|b| !b.is_empty()) {
+    /// Latencies of slices [`CallTally::pages`] asked for, of one bucket.
+    pub fn add_page(&mut self, bucket: usize, latencies: &[f64]) {
+        for binned in self.binned.get_mut(bucket).into_iter().flatten().filter(|b| !b.is_empty()) {
             binned.add_page(latencies.iter().copied());
         }
     }

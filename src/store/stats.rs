@@ -55,10 +55,19 @@ pub async fn tally_calls(
         })
         .await?;
     }
+    let read = std::time::Instant::now();
     let pages = tally.pages();
+    let planned = std::time::Instant::now();
     if !pages.is_empty() {
         slots::for_each_page(&mut tx, project, &pages, |slot, latencies| tally.add_page(slot, latencies)).await?;
     }
+    let paged = std::time::Instant::now();
+    tracing::debug!(
+        slices = pages.len(),
+        plan_ms = (planned - read).as_secs_f64() * 1000.0,
+        read_ms = (paged - planned).as_secs_f64() * 1000.0,
+        "latency pages"
+    );
     tally
         .resolve()
         .map_err(|_| sqlx::Error::Decode("a call rollup's latency pages do not match its histogram".into()))?;
@@ -89,7 +98,7 @@ pub async fn tally_usage(
          from calls c join call_usage u on u.project_id = $1 and u.call_id = c.id"
     );
     for &range in &plan.slots {
-        for_each(slots::usage_slots(project, range, slot_filter), db, |slot| tally.add_slot(&slot)).await?;
+        slots::for_each_usage_slot(db, project, range, slot_filter, |slot| tally.add_slot(slot)).await?;
     }
     for &range in &plan.raw {
         for_each(counted_calls(&select, project, range, selection), db, |u: TimedUsage| {
