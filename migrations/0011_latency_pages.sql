@@ -18,7 +18,8 @@ create table call_latency_pages (
     slot       timestamptz not null,
     part       integer     not null,
     page       integer     not null,
-    -- Up to 240 latencies, ascending (f64::total_cmp), 8 big-endian bytes each.
+    -- Up to 240 latencies, ascending (f64::total_cmp), 8 big-endian bytes each; page 0 holds the
+    -- largest (stats::binned::page_ranks).
     latencies  bytea       not null,
     primary key (project_id, slot, part, page)
 );

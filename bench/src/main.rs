@@ -66,6 +66,9 @@ struct Args {
     /// quarter hours. 1 sends everything in time order, as a live app does.
     #[arg(long, default_value_t = 1)]
     passes: usize,
+    /// Load mode writes calls across the whole 30-day window instead of into one day.
+    #[arg(long)]
+    load_spread: bool,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     keep: bool,
@@ -664,9 +667,11 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
 
 /// What load mode sends for call `i` of client `c`'s batch `b`: deterministic, so it can be
 /// checked when read back.
-fn load_call(c: usize, b: usize, i: usize) -> (String, Value, Value) {
+fn load_call(c: usize, b: usize, i: usize, spread: bool) -> (String, Value, Value) {
     let id = format!("load-{c}-{b}-{i}");
-    let started = window_start() + TimeDelta::seconds(((c * 7919 + b * 104_729 + i * 31) % 86_400) as i64);
+    // Into one day, as a live app writes near the present; or across the whole window.
+    let span = if spread { WINDOW_DAYS as usize * 86_400 } else { 86_400 };
+    let started = window_start() + TimeDelta::seconds(((c * 7919 + b * 104_729 + i * 31) % span) as i64);
     let start = json!({"mode": "start", "req": {"start": {
         "project_id": PROJECT, "id": id, "trace_id": format!("load-{c}-{b}"), "op_name": format!("weave:///bench/dashboard/op/load{}:v1", i % 5),
         "started_at": started.to_rfc3339(), "attributes": {}, "inputs": {"client": c, "batch": b, "i": i},
@@ -686,7 +691,7 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..args.load_clients {
-        let server = server.clone();
+        let (server, spread) = (server.clone(), args.load_spread);
         tasks.push(tokio::spawn(async move {
             // (operation, latency, ok) per request; acknowledged batches.
             let mut samples: Vec<(&'static str, Duration, bool)> = Vec::new();
@@ -708,7 +713,7 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
                     _ => {
                         let items: Vec<Value> = (0..CALLS)
                             .flat_map(|i| {
-                                let (_, s, e) = load_call(c, b, i);
+                                let (_, s, e) = load_call(c, b, i, spread);
                                 [s, e]
                             })
                             .collect();
@@ -773,7 +778,7 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
     let mut wrong = 0usize;
     for &(c, b) in &acknowledged {
         for i in 0..CALLS {
-            let (id, start, end) = load_call(c, b, i);
+            let (id, start, end) = load_call(c, b, i, args.load_spread);
             match stored.get(&id) {
                 None => lost += 1,
                 Some(call) => {
@@ -789,7 +794,7 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
     println!("read back: {calls} acknowledged calls, {lost} lost, {wrong} differing");
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join(format!("{}-load-{}clients.json", Utc::now().format("%Y%m%dT%H%M%S"), args.load_clients));
-    let report = json!({"clients": args.load_clients, "seconds": elapsed, "requests": samples.len(), "errors": errors,
+    let report = json!({"clients": args.load_clients, "spread": args.load_spread, "seconds": elapsed, "requests": samples.len(), "errors": errors,
         "operations": report, "acknowledged_calls": calls, "lost": lost, "differing": wrong,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get())});
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;

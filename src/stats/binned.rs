@@ -12,14 +12,18 @@
 //! [`Binned::pages`] asks for.
 use chrono::{DateTime, Utc};
 
-use super::tally::micros;
-
 /// Latencies per page (8 bytes each: a page row stays inline, under 2 KB).
 pub const PAGE_VALUES: usize = 240;
 /// Most latencies a group lists one by one instead of paging them.
 pub const LISTED_MAX: usize = 128;
 /// Mantissa bits a bin keeps: 32 bins per power of two, each at most 1/32 of its lower edge wide.
 const MANTISSA_BITS: u32 = 5;
+
+/// A latency in whole microseconds: latencies are differences of microsecond timestamps, so
+/// `ms × 1000` is within rounding of an integer.
+pub fn micros(latency_ms: f64) -> i128 {
+    (latency_ms * 1000.0).round() as i128
+}
 
 /// The bin of `value`: the sign, exponent and top mantissa bits of its total-order key, so
 /// bins ascend with `f64::total_cmp`.
@@ -29,11 +33,20 @@ pub fn bin(value: f64) -> u32 {
     (key >> (52 - MANTISSA_BITS)) as u32
 }
 
+/// The ranks `[start, end)` that page `page` of a group of `n` sorted latencies holds. Pages
+/// are cut from the top (page 0 holds the largest [`PAGE_VALUES`]) so that the high
+/// percentiles a dashboard asks (p95, p99) mostly share one page.
+pub fn page_ranks(n: u64, page: u64) -> (u64, u64) {
+    let size = PAGE_VALUES as u64;
+    let end = n.saturating_sub(page * size);
+    (end.saturating_sub(size), end)
+}
+
 /// A paged group's latencies, as its rollup row keeps them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub count: u64,
-    /// Their sum in whole microseconds (see `tally::micros`).
+    /// Their sum in whole microseconds (see [`micros`]).
     pub micros: i128,
     pub min: f64,
     pub max: f64,
@@ -112,6 +125,8 @@ impl Binned {
     pub fn pages(&mut self, listed: &[f64], ranks: &[usize], pages: &mut Vec<PageSlice>) {
         self.wanted = wanted_bins(&self.groups, listed, ranks);
         for (slot, part, bins) in &self.groups {
+            let n: u64 = bins.iter().map(|&(_, count)| count).sum();
+            let group_start = pages.len();
             // Ranks inside the group of each wanted bin's values, from its running count.
             let (mut before, mut j) = (0u64, 0);
             for wanted in &self.wanted {
@@ -122,15 +137,38 @@ impl Binned {
                 let Some(&(b, count)) = bins.get(j) else { break };
                 if b == wanted.bin {
                     let (from, to) = (before, before + count);
-                    let page_size = PAGE_VALUES as u64;
-                    for page in from / page_size..=(to - 1) / page_size {
-                        let start = page * page_size;
-                        let (first, last) = (from.max(start) - start, to.min(start + page_size) - start);
-                        let (page, first, count) = (page as i32, first as i32, (last - first) as i32);
-                        pages.push(PageSlice { slot: *slot, part: *part, page, first, count });
+                    let size = PAGE_VALUES as u64;
+                    // Pages count from the top (see `page_ranks`): page k ends 240·k below it.
+                    for page in (n - to) / size..=(n - 1 - from) / size {
+                        let (start, end) = page_ranks(n, page);
+                        let first = from.max(start) - start;
+                        let count = to.min(end) - start - first;
+                        pages.push(PageSlice {
+                            slot: *slot,
+                            part: *part,
+                            page: page as i32,
+                            first: first as i32,
+                            count: count as i32,
+                        });
                     }
                 }
             }
+            // One read a page: the slices of a page (p95 and p99 often share the top one) merge
+            // into the span that covers them; values between them are dropped by their bins.
+            let slices = &mut pages[group_start..];
+            slices.sort_unstable_by_key(|s| (s.page, s.first));
+            let mut merged = group_start;
+            for k in group_start..pages.len() {
+                let slice = pages[k];
+                if merged > group_start && pages[merged - 1].page == slice.page {
+                    let last = &mut pages[merged - 1];
+                    last.count = (slice.first + slice.count).max(last.first + last.count) - last.first;
+                } else {
+                    pages[merged] = slice;
+                    merged += 1;
+                }
+            }
+            pages.truncate(merged);
         }
     }
 
@@ -224,8 +262,9 @@ mod tests {
         pages.dedup();
         for slice in &pages {
             let values = &groups[slice.part as usize];
-            let from = slice.page as usize * PAGE_VALUES + slice.first as usize;
-            assert!(slice.first + slice.count <= PAGE_VALUES as i32 && slice.count > 0);
+            let (start, end) = page_ranks(values.len() as u64, slice.page as u64);
+            let from = (start + slice.first as u64) as usize;
+            assert!(slice.count > 0 && from + slice.count as usize <= end as usize);
             binned.add_page(values[from..from + slice.count as usize].iter().copied());
         }
         binned.resolve(listed, ranks)
@@ -274,7 +313,8 @@ mod tests {
         binned.add_group(t, 0, Summary::of_sorted(&values).unwrap().bins);
         let mut pages = Vec::new();
         binned.pages(&[], &[250], &mut pages);
-        assert_eq!(pages, vec![PageSlice { slot: t, part: 0, page: 1, first: 8, count: 4 }]);
+        // 500 values: page 0 holds ranks 260..500, page 1 ranks 20..260.
+        assert_eq!(pages, vec![PageSlice { slot: t, part: 0, page: 1, first: 228, count: 4 }]);
         assert_eq!(binned.resolve(&[], &[250]), None, "no page was read");
     }
 

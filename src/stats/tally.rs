@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::aggregate::{ranks, render, MetricSpec, ValueKind, Values};
-use super::binned::{Binned, PageSlice, Summary};
+use super::binned::{micros, Binned, PageSlice, Summary};
 use super::buckets::BucketGrid;
 use crate::domain::costs::{Cost, Price, PriceBook, TokenSums};
 use crate::domain::usage::UsageRow;
@@ -322,12 +322,6 @@ impl<'a> CallTally<'a> {
 /// The latency pages of a rollup did not hold the values its histogram counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PagesMissing;
-
-/// A latency in whole microseconds: latencies are differences of microsecond timestamps, so
-/// `ms × 1000` is within rounding of an integer.
-pub fn micros(latency_ms: f64) -> i128 {
-    (latency_ms * 1000.0).round() as i128
-}
 
 /// One model's usage rows in one bucket.
 struct UsageBucket<'b> {

@@ -6,7 +6,8 @@
 //! bytes, or (1, past `binned::LISTED_MAX` of them) their summary: count, sum in µs (zigzag),
 //! min and max (8 bytes each), counts of exact zeros and ones, and the histogram (a count of
 //! bins, then per bin its distance from the previous one and its count); the latencies
-//! themselves, sorted, are in `call_latency_pages` (`binned::PAGE_VALUES` a row, 8 bytes each).
+//! themselves, sorted, are in `call_latency_pages` (`binned::PAGE_VALUES` a row, 8 bytes each,
+//! cut from the top: see `binned::page_ranks`).
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -57,7 +58,8 @@ fn encode_latencies(sorted: &[f64]) -> (Vec<u8>, Vec<Vec<u8>>) {
         put(&mut out, count);
         previous = bin;
     }
-    (out, sorted.chunks(PAGE_VALUES).map(as_bytes).collect())
+    // Page k holds `binned::page_ranks(n, k)`: cut from the top.
+    (out, sorted.rchunks(PAGE_VALUES).map(as_bytes).collect())
 }
 
 fn decode_latencies(bytes: &[u8]) -> Option<SlotLatencies> {
