@@ -628,6 +628,15 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         "question", "ours p50", "ours p95", "plain p50", "plain p95", "ratio"
     );
     for (name, path, body, baseline) in questions {
+        // A limit may refuse a question at this size (run statistics past STATS_MAX_VALUES
+        // runs): report it rather than stop.
+        let (status, bytes) = server.post(path, Bytes::from(body.to_string())).await;
+        if status != StatusCode::OK {
+            let reason = String::from_utf8_lossy(&bytes).to_string();
+            println!("{name:<32} refused: {} {reason}", status.as_u16());
+            rows.push(json!({"question": name, "refused": status.as_u16(), "reason": reason}));
+            continue;
+        }
         let (p50, p95) = time_ours(&server, path, &body, args.runs).await;
         peak_rss = peak_rss.max(rss_mb());
         let (b50, b95) = time_baseline(&db, &baseline, args.baseline_runs).await;
