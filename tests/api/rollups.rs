@@ -377,4 +377,22 @@ async fn paged_latencies_answer_every_percentile_exactly_like_the_calls(pool: Pg
     same_both_ways().await;
     weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
     same_both_ways().await;
+
+    // A write whose transaction is open while the refresher rebuilds its slot's pages (dirty
+    // from a committed write too): its mark stays, the next request reads the slot raw, and
+    // the next refresh pages it.
+    ingest(&app, vec![busy_call(5_001)]).await;
+    let mut writer = app.pool.begin().await.unwrap();
+    sqlx::query("update calls set ended_at = started_at + interval '2 hours' where project_id = $1 and id = 'b7'")
+        .bind(PROJECT)
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    writer.commit().await.unwrap();
+    assert!(app.count_rows("rollup_dirty").await > 0, "the racing write's mark survived the refresh");
+    same_both_ways().await;
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    assert_eq!(app.count_rows("rollup_dirty").await, 0);
+    same_both_ways().await;
 }
