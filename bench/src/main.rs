@@ -547,6 +547,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let (current_s, maintained_s) = settle(&db).await?;
     eprintln!("rollups current {current_s:.1} s after the last write; tables maintained after {maintained_s:.1} s");
     if args.ingest_only {
+        let peak_rss = peak_rss.max(rss_mb());
+        println!("peak RSS of the bench process (server, clients and generator together): {peak_rss:.0} MB");
         return Ok(());
     }
 
