@@ -490,6 +490,17 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let sizes = Arc::new(trace_sizes(args.calls));
     let batches = Arc::new(batches(&sizes, args.passes));
     let mut growth = Vec::new();
+    // Sampled throughout, not only between phases.
+    let sampled_peak = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let peak = sampled_peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_mb() as usize, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
     let mut peak_rss = rss_mb();
     let mut ingested_batches = 0usize;
     let mut ingest_time = Duration::ZERO;
@@ -547,7 +558,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let (current_s, maintained_s) = settle(&db).await?;
     eprintln!("rollups current {current_s:.1} s after the last write; tables maintained after {maintained_s:.1} s");
     if args.ingest_only {
-        let peak_rss = peak_rss.max(rss_mb());
+        sampler.abort();
+        let peak_rss = peak_rss.max(rss_mb()).max(sampled_peak.load(Ordering::Relaxed) as f64);
         println!("peak RSS of the bench process (server, clients and generator together): {peak_rss:.0} MB");
         return Ok(());
     }
@@ -660,6 +672,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         total as f64 / 1e6,
         total as f64 / args.calls as f64
     );
+    sampler.abort();
+    let peak_rss = peak_rss.max(sampled_peak.load(Ordering::Relaxed) as f64);
     println!("peak RSS of the bench process (server, clients and generator together): {peak_rss:.0} MB");
 
     std::fs::create_dir_all(&args.out)?;
