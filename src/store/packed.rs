@@ -1,12 +1,9 @@
-//! The integer encoding of packed rollup columns (`run_slots.groups`, the call rollups'
-//! `latencies`): LEB128, signed values zigzagged first.
+//! The encoding of packed rollup columns (`run_slots.groups`, the call rollups' `latencies`
+//! and latency pages): integers as LEB128, signed ones zigzagged first; floats as 8
+//! big-endian bytes.
 
-pub(super) fn put(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
+pub(super) fn put(out: &mut Vec<u8>, value: u64) {
+    put_wide(out, value.into());
 }
 
 pub(super) fn take(bytes: &mut &[u8]) -> Option<u64> {
@@ -15,12 +12,15 @@ pub(super) fn take(bytes: &mut &[u8]) -> Option<u64> {
 
 /// A signed 128-bit integer (sums), zigzagged.
 pub(super) fn put_signed_wide(out: &mut Vec<u8>, value: i128) {
-    let mut z = ((value << 1) ^ (value >> 127)) as u128;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
+    put_wide(out, ((value << 1) ^ (value >> 127)) as u128);
+}
+
+fn put_wide(out: &mut Vec<u8>, mut value: u128) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
     }
-    out.push(z as u8);
+    out.push(value as u8);
 }
 
 pub(super) fn take_signed_wide(bytes: &mut &[u8]) -> Option<i128> {
@@ -60,6 +60,17 @@ pub(super) fn take_f64(bytes: &mut &[u8]) -> Option<f64> {
     Some(f64::from_be_bytes(*raw))
 }
 
+/// `values`, each as [`put_f64`] writes it.
+pub(super) fn put_floats(out: &mut Vec<u8>, values: &[f64]) {
+    values.iter().for_each(|&v| put_f64(out, v));
+}
+
+/// The floats [`put_floats`] wrote, or None when `bytes` is not a whole number of them.
+pub(super) fn floats(bytes: &[u8]) -> Option<impl Iterator<Item = f64> + '_> {
+    let chunks = bytes.chunks_exact(8);
+    chunks.remainder().is_empty().then(|| chunks.map(|b| f64::from_be_bytes(b.try_into().expect("8 bytes"))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +94,15 @@ mod tests {
         assert!(bytes.is_empty());
         assert_eq!(take(&mut &[0x80u8][..]), None);
         assert_eq!(take(&mut &[0xffu8; 11][..]), None, "more than 64 bits");
+    }
+
+    #[test]
+    fn floats_round_trip_and_a_cut_one_is_refused() {
+        let values = [0.0, -0.0, 1.5, -2.25e300, f64::MIN_POSITIVE];
+        let mut out = Vec::new();
+        put_floats(&mut out, &values);
+        let back: Vec<f64> = floats(&out).unwrap().collect();
+        assert_eq!(back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values.map(f64::to_bits));
+        assert!(floats(&out[..out.len() - 1]).is_none());
     }
 }

@@ -15,7 +15,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter::{push_name_match, SlotFilter};
-use super::packed::{put, put_f64, put_signed_wide, take, take_f64, take_signed_wide};
+use super::packed::{floats, put, put_f64, put_floats, put_signed_wide, take, take_f64, take_signed_wide};
 use crate::stats::binned::{PageSlice, Summary, LISTED_MAX, PAGE_VALUES};
 use crate::stats::slots::{all_time, floor, Range};
 use crate::stats::tally::{
@@ -30,8 +30,9 @@ impl<'r> FromRow<'r, PgRow> for CallSlot {
             part: row.try_get("part")?,
             calls: row.try_get("calls")?,
             errors: row.try_get("errors")?,
-            latencies: decode_latencies(bytes)
-                .ok_or_else(|| sqlx::Error::Decode("a call rollup's latencies are cut short".into()))?,
+            latencies: decode_latencies(bytes).ok_or_else(|| {
+                sqlx::Error::Decode("a call rollup's latencies are cut short or of an unknown format".into())
+            })?,
         })
     }
 }
@@ -39,10 +40,13 @@ impl<'r> FromRow<'r, PgRow> for CallSlot {
 /// A group's latencies (sorted by `f64::total_cmp`) as stored: the row's `latencies`, and its
 /// pages when it has more than [`LISTED_MAX`].
 fn encode_latencies(sorted: &[f64]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let as_bytes = |values: &[f64]| values.iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<u8>>();
     let summary = match Summary::of_sorted(sorted) {
         Some(summary) if sorted.len() > LISTED_MAX => summary,
-        _ => return ([&[0u8][..], &as_bytes(sorted)].concat(), Vec::new()),
+        _ => {
+            let mut out = vec![0u8];
+            put_floats(&mut out, sorted);
+            return (out, Vec::new());
+        }
     };
     let mut out = vec![1u8];
     put(&mut out, summary.count);
@@ -59,36 +63,34 @@ fn encode_latencies(sorted: &[f64]) -> (Vec<u8>, Vec<Vec<u8>>) {
         previous = bin;
     }
     // Page k holds `binned::page_ranks(n, k)`: cut from the top.
-    (out, sorted.rchunks(PAGE_VALUES).map(as_bytes).collect())
+    let pages = sorted.rchunks(PAGE_VALUES).map(|page| {
+        let mut bytes = Vec::with_capacity(8 * page.len());
+        put_floats(&mut bytes, page);
+        bytes
+    });
+    (out, pages.collect())
 }
 
 fn decode_latencies(bytes: &[u8]) -> Option<SlotLatencies> {
     let (&format, mut bytes) = bytes.split_first()?;
-    if format == 0 {
-        let listed = bytes.chunks_exact(8);
-        listed.remainder().is_empty().then_some(())?;
-        return Some(SlotLatencies::Listed(
-            listed.map(|b| f64::from_be_bytes(b.try_into().expect("8 bytes"))).collect(),
-        ));
+    match format {
+        0 => Some(SlotLatencies::Listed(floats(bytes)?.collect())),
+        1 => {
+            let bytes = &mut bytes;
+            let (count, micros) = (take(bytes)?, take_signed_wide(bytes)?);
+            let (min, max) = (take_f64(bytes)?, take_f64(bytes)?);
+            let (zeros, ones, bin_count) = (take(bytes)?, take(bytes)?, take(bytes)?);
+            let mut bins = Vec::with_capacity(usize::try_from(bin_count).ok()?.min(bytes.len()));
+            let mut bin = 0u32;
+            for _ in 0..bin_count {
+                bin = bin.checked_add(u32::try_from(take(bytes)?).ok()?)?;
+                bins.push((bin, take(bytes)?));
+            }
+            let summary = Summary { count, micros, min, max, zeros, ones, bins };
+            bytes.is_empty().then_some(SlotLatencies::Paged(summary))
+        }
+        _ => None,
     }
-    let bytes = &mut bytes;
-    let (count, micros, min, max) = (take(bytes)?, take_signed_wide(bytes)?, take_f64(bytes)?, take_f64(bytes)?);
-    let (zeros, ones, bin_count) = (take(bytes)?, take(bytes)?, take(bytes)?);
-    let mut bins = Vec::with_capacity(usize::try_from(bin_count).ok()?.min(bytes.len()));
-    let mut bin = 0u32;
-    for _ in 0..bin_count {
-        bin = bin.checked_add(u32::try_from(take(bytes)?).ok()?)?;
-        bins.push((bin, take(bytes)?));
-    }
-    (format == 1 && bytes.is_empty()).then_some(SlotLatencies::Paged(Summary {
-        count,
-        micros,
-        min,
-        max,
-        zeros,
-        ones,
-        bins,
-    }))
 }
 
 /// The latencies of the slices in `pages` (of the call rollups of `project`, each tagged with
@@ -131,7 +133,7 @@ pub(super) async fn for_each_page(
     let mut values = Vec::new();
     while let Some((bucket, bytes)) = rows.try_next().await? {
         values.clear();
-        values.extend(bytes.chunks_exact(8).map(|b| f64::from_be_bytes(b.try_into().expect("8 bytes"))));
+        values.extend(floats(&bytes).ok_or_else(|| sqlx::Error::Decode("a latency page is cut short".into()))?);
         each(usize::try_from(bucket).unwrap_or(usize::MAX), &values);
     }
     Ok(())
@@ -375,34 +377,45 @@ async fn write_calls(
     project: &str,
     calls: BTreeMap<DateTime<Utc>, CallRollup>,
 ) -> Result<(), sqlx::Error> {
+    /// Rows of `call_slots`, or of `call_op_slots` with `op` filled.
     #[derive(Default)]
-    struct Columns {
+    struct Rows {
         slot: Vec<DateTime<Utc>>,
-        part: Vec<i32>,
         calls: Vec<i64>,
         errors: Vec<i64>,
         latencies: Vec<Vec<u8>>,
-        /// Of the pages only.
-        page: Vec<i32>,
+        /// (part, op name, is root) of `call_op_slots` rows.
+        op: (Vec<i32>, Vec<Option<String>>, Vec<bool>),
     }
-    let (mut whole, mut per_op, mut pages) = (Columns::default(), Columns::default(), Columns::default());
-    let (mut op_names, mut is_root) = (Vec::new(), Vec::new());
+    /// Rows of `call_latency_pages`.
+    #[derive(Default)]
+    struct Pages {
+        slot: Vec<DateTime<Utc>>,
+        part: Vec<i32>,
+        page: Vec<i32>,
+        latencies: Vec<Vec<u8>>,
+    }
+    let (mut whole, mut per_op, mut pages) = (Rows::default(), Rows::default(), Pages::default());
     for (slot, rollup) in calls {
-        let groups = std::iter::once(rollup.whole).chain(rollup.per_op.into_iter().map(|((op, root), group)| {
-            op_names.push(op);
-            is_root.push(root);
-            group
-        }));
-        for (part, mut group) in groups.enumerate() {
+        let groups =
+            std::iter::once((None, rollup.whole)).chain(rollup.per_op.into_iter().map(|(op, g)| (Some(op), g)));
+        for (part, (op, mut group)) in groups.enumerate() {
             let part = part as i32;
             group.latencies.sort_unstable_by(f64::total_cmp);
             let (latencies, group_pages) = encode_latencies(&group.latencies);
-            let columns = if part == 0 { &mut whole } else { &mut per_op };
-            columns.slot.push(slot);
-            columns.part.push(part);
-            columns.calls.push(group.calls);
-            columns.errors.push(group.errors);
-            columns.latencies.push(latencies);
+            let rows = match op {
+                None => &mut whole,
+                Some((op_name, is_root)) => {
+                    per_op.op.0.push(part);
+                    per_op.op.1.push(op_name);
+                    per_op.op.2.push(is_root);
+                    &mut per_op
+                }
+            };
+            rows.slot.push(slot);
+            rows.calls.push(group.calls);
+            rows.errors.push(group.errors);
+            rows.latencies.push(latencies);
             for (page, bytes) in group_pages.into_iter().enumerate() {
                 pages.slot.push(slot);
                 pages.part.push(part);
@@ -429,9 +442,9 @@ async fn write_calls(
     )
     .bind(project)
     .bind(per_op.slot)
-    .bind(per_op.part)
-    .bind(op_names)
-    .bind(is_root)
+    .bind(per_op.op.0)
+    .bind(per_op.op.1)
+    .bind(per_op.op.2)
     .bind(per_op.calls)
     .bind(per_op.errors)
     .bind(per_op.latencies)
