@@ -61,22 +61,18 @@ impl Summary {
     /// The summary of latencies sorted by `f64::total_cmp`; None when there are none.
     pub fn of_sorted(sorted: &[f64]) -> Option<Self> {
         let (&min, &max) = (sorted.first()?, sorted.last()?);
-        let mut bins: Vec<(u32, u64)> = Vec::new();
+        let mut summary = Self { count: sorted.len() as u64, micros: 0, min, max, zeros: 0, ones: 0, bins: Vec::new() };
         for &value in sorted {
-            match bins.last_mut() {
-                Some((b, count)) if *b == bin(value) => *count += 1,
-                _ => bins.push((bin(value), 1)),
+            summary.micros += micros(value);
+            summary.zeros += u64::from(value == 0.0);
+            summary.ones += u64::from(value == 1.0);
+            let b = bin(value);
+            match summary.bins.last_mut() {
+                Some((last, count)) if *last == b => *count += 1,
+                _ => summary.bins.push((b, 1)),
             }
         }
-        Some(Self {
-            count: sorted.len() as u64,
-            micros: sorted.iter().map(|&v| micros(v)).sum(),
-            min,
-            max,
-            zeros: sorted.iter().filter(|&&v| v == 0.0).count() as u64,
-            ones: sorted.iter().filter(|&&v| v == 1.0).count() as u64,
-            bins,
-        })
+        Some(summary)
     }
 }
 
@@ -105,6 +101,8 @@ struct Wanted {
 #[derive(Debug, Default)]
 pub struct Binned {
     groups: Vec<(DateTime<Utc>, i32, Vec<(u32, u64)>)>,
+    /// The ranks asked (ascending), and the bins that hold them.
+    ranks: Vec<usize>,
     wanted: Vec<Wanted>,
     /// The values read from pages that fall in a wanted bin.
     picked: Vec<f64>,
@@ -122,8 +120,9 @@ impl Binned {
 
     /// Find the bins holding `ranks` (ascending) among the groups' values and `listed`, and
     /// push the pages that hold those bins onto `pages`.
-    pub fn pages(&mut self, listed: &[f64], ranks: &[usize], pages: &mut Vec<PageSlice>) {
-        self.wanted = wanted_bins(&self.groups, listed, ranks);
+    pub fn pages(&mut self, listed: &[f64], ranks: Vec<usize>, pages: &mut Vec<PageSlice>) {
+        self.wanted = wanted_bins(&self.groups, listed, &ranks);
+        self.ranks = ranks;
         for (slot, part, bins) in &self.groups {
             let n: u64 = bins.iter().map(|&(_, count)| count).sum();
             let group_start = pages.len();
@@ -181,11 +180,11 @@ impl Binned {
         }
     }
 
-    /// The value at each of `ranks` (ascending, as given to [`Binned::pages`]), with `listed`:
-    /// (rank, value). None when the pages did not hold what the histograms promised.
-    pub fn resolve(&self, listed: &[f64], ranks: &[usize]) -> Option<Vec<(usize, f64)>> {
-        let mut out = Vec::with_capacity(ranks.len());
-        let mut ranks = ranks.iter().copied().peekable();
+    /// The value at each rank given to [`Binned::pages`], with the same `listed`: (rank,
+    /// value). None when the pages did not hold what the histograms promised.
+    pub fn resolve(&self, listed: &[f64]) -> Option<Vec<(usize, f64)>> {
+        let mut out = Vec::with_capacity(self.ranks.len());
+        let mut ranks = self.ranks.iter().copied().peekable();
         for (k, wanted) in self.wanted.iter().enumerate() {
             let end = self.wanted.get(k + 1).map(|next| next.below);
             let mut values: Vec<f64> =
@@ -257,7 +256,7 @@ mod tests {
             binned.add_group(t, part as i32, Summary::of_sorted(values).unwrap().bins);
         }
         let mut pages = Vec::new();
-        binned.pages(listed, ranks, &mut pages);
+        binned.pages(listed, ranks.to_vec(), &mut pages);
         pages.sort_unstable();
         pages.dedup();
         for slice in &pages {
@@ -267,7 +266,7 @@ mod tests {
             assert!(slice.count > 0 && from + slice.count as usize <= end as usize);
             binned.add_page(values[from..from + slice.count as usize].iter().copied());
         }
-        binned.resolve(listed, ranks)
+        binned.resolve(listed)
     }
 
     #[test]
@@ -312,10 +311,10 @@ mod tests {
         let mut binned = Binned::default();
         binned.add_group(t, 0, Summary::of_sorted(&values).unwrap().bins);
         let mut pages = Vec::new();
-        binned.pages(&[], &[250], &mut pages);
+        binned.pages(&[], vec![250], &mut pages);
         // 500 values: page 0 holds ranks 260..500, page 1 ranks 20..260.
         assert_eq!(pages, vec![PageSlice { slot: t, part: 0, page: 1, first: 228, count: 4 }]);
-        assert_eq!(binned.resolve(&[], &[250]), None, "no page was read");
+        assert_eq!(binned.resolve(&[]), None, "no page was read");
     }
 
     #[test]

@@ -202,8 +202,10 @@ pub struct CallTally<'a> {
     /// Latencies summed in whole microseconds (what timestamps hold): exact in any order, and
     /// far cheaper than an exact float sum.
     latency_micros: Vec<i128>,
-    /// Per bucket and metric: the paged latency groups whose percentiles are asked.
-    binned: Vec<Vec<Binned>>,
+    /// The position of `latency_ms` among the metrics when it asks percentiles (a metric is
+    /// asked once), and per bucket its paged groups.
+    latency_percentiles: Option<usize>,
+    binned: Vec<Binned>,
 }
 
 impl<'a> CallTally<'a> {
@@ -214,7 +216,10 @@ impl<'a> CallTally<'a> {
             counts: vec![0; grid.len()],
             values: vec![vec![Values::default(); metrics.len()]; grid.len()],
             latency_micros: vec![0; grid.len()],
-            binned: (0..grid.len()).map(|_| metrics.iter().map(|_| Binned::default()).collect()).collect(),
+            latency_percentiles: metrics
+                .iter()
+                .position(|(metric, spec)| *metric == CallMetric::LatencyMs && !spec.percentiles.is_empty()),
+            binned: (0..grid.len()).map(|_| Binned::default()).collect(),
         }
     }
 
@@ -240,8 +245,8 @@ impl<'a> CallTally<'a> {
         let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
         self.counts[bucket] += slot.calls;
         let (calls, errors) = (slot.calls.max(0) as u64, slot.errors.max(0) as u64);
-        let binned = self.binned[bucket].iter_mut();
-        for ((values, (metric, spec)), binned) in self.values[bucket].iter_mut().zip(self.metrics).zip(binned) {
+        let wants_bins = self.latency_percentiles.is_some();
+        for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
             match (metric, &mut slot.latencies) {
                 (CallMetric::LatencyMs, SlotLatencies::Listed(latencies)) => latencies.iter().for_each(|&latency| {
                     values.push_float(latency);
@@ -250,9 +255,9 @@ impl<'a> CallTally<'a> {
                 (CallMetric::LatencyMs, SlotLatencies::Paged(s)) => {
                     values.add_summarized_floats(s.count, s.min, s.max, s.zeros, s.ones);
                     self.latency_micros[bucket] += s.micros;
-                    if !spec.percentiles.is_empty() {
+                    if wants_bins {
                         // A metric is asked once (the request is validated), so the bins move.
-                        binned.add_group(slot.slot, slot.part, std::mem::take(&mut s.bins));
+                        self.binned[bucket].add_group(slot.slot, slot.part, std::mem::take(&mut s.bins));
                     }
                 }
                 (CallMetric::CallCount, _) => values.push_int_times(1, calls),
@@ -267,14 +272,14 @@ impl<'a> CallTally<'a> {
     /// The slices of latency pages the percentiles of paged groups need, each once and tagged
     /// with its bucket, once every slot and call has been added.
     pub fn pages(&mut self) -> Vec<(usize, PageSlice)> {
-        let mut pages = Vec::new();
-        let mut slices = Vec::new();
+        let Some(m) = self.latency_percentiles else { return Vec::new() };
+        let percentiles = &self.metrics[m].1.percentiles;
+        let (mut pages, mut slices) = (Vec::new(), Vec::new());
         for (bucket, (values, binned)) in self.values.iter().zip(&mut self.binned).enumerate() {
-            for ((values, (_, spec)), binned) in values.iter().zip(self.metrics).zip(binned) {
-                if !binned.is_empty() {
-                    binned.pages(values.listed_floats(), &ranks(values.count(), &spec.percentiles), &mut slices);
-                    pages.extend(slices.drain(..).map(|slice| (bucket, slice)));
-                }
+            if !binned.is_empty() {
+                let values = &values[m];
+                binned.pages(values.listed_floats(), ranks(values.count(), percentiles), &mut slices);
+                pages.extend(slices.drain(..).map(|slice| (bucket, slice)));
             }
         }
         pages
@@ -282,7 +287,7 @@ impl<'a> CallTally<'a> {
 
     /// Latencies of slices [`CallTally::pages`] asked for, of one bucket.
     pub fn add_page(&mut self, bucket: usize, latencies: &[f64]) {
-        for binned in self.binned.get_mut(bucket).into_iter().flatten().filter(|b| !b.is_empty()) {
+        if let Some(binned) = self.binned.get_mut(bucket) {
             binned.add_page(latencies.iter().copied());
         }
     }
@@ -290,12 +295,11 @@ impl<'a> CallTally<'a> {
     /// Find the percentiles of paged groups from the pages read; Err when a page did not hold
     /// what its histogram promised (a rollup row and its pages disagree).
     pub fn resolve(&mut self) -> Result<(), PagesMissing> {
+        let Some(m) = self.latency_percentiles else { return Ok(()) };
         for (values, binned) in self.values.iter_mut().zip(&self.binned) {
-            for ((values, (_, spec)), binned) in values.iter_mut().zip(self.metrics).zip(binned) {
-                if !binned.is_empty() {
-                    let ranks = ranks(values.count(), &spec.percentiles);
-                    values.set_ranked(binned.resolve(values.listed_floats(), &ranks).ok_or(PagesMissing)?);
-                }
+            if !binned.is_empty() {
+                let values = &mut values[m];
+                values.set_ranked(binned.resolve(values.listed_floats()).ok_or(PagesMissing)?);
             }
         }
         Ok(())
