@@ -283,21 +283,29 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// The dashboard questions timed at every checkpoint: name, zone, op filter, days, granularity.
-const GROWTH_QUESTIONS: [(&str, &str, Option<&str>, i64, Option<i64>); 4] = [
-    ("(a) UTC", "UTC", None, WINDOW_DAYS, None),
-    ("(a) New York", "America/New_York", None, WINDOW_DAYS, None),
-    ("(b) one op", "UTC", Some("weave:///bench/dashboard/op/op3:v1"), WINDOW_DAYS, None),
-    ("(c) 7 d hourly", "UTC", None, 7, Some(3600)),
+/// A dashboard question: its short name (growth) and full name (the results table), zone, op
+/// filter, days and granularity (None: the automatic one, days for 30 days).
+type DashboardQuestion = (&'static str, &'static str, &'static str, Option<&'static str>, i64, Option<i64>);
+
+/// The dashboard questions, timed at every checkpoint and against plain SQL at the end.
+const DASHBOARD_QUESTIONS: [DashboardQuestion; 4] = [
+    ("(a) UTC", "(a) dashboard, 30 d, UTC", "UTC", None, WINDOW_DAYS, None),
+    ("(a) New York", "(a) dashboard, 30 d, New York", "America/New_York", None, WINDOW_DAYS, None),
+    ("(b) one op", "(b) dashboard, one op", "UTC", Some("weave:///bench/dashboard/op/op3:v1"), WINDOW_DAYS, None),
+    ("(c) 7 d hourly", "(c) 7 d hourly", "UTC", None, 7, Some(3600)),
 ];
+
+/// The `/calls/stats` request of a dashboard question.
+fn dashboard_question_request(&(_, _, zone, op, days, granularity): &DashboardQuestion) -> Value {
+    dashboard_request(zone, op.map(|op| json!({"op_names": [op]})), days, granularity)
+}
 
 /// Time the dashboard questions at the project's current size.
 async fn growth_point(server: &Arc<Server>, calls: usize, runs: usize) -> Value {
     let mut questions = serde_json::Map::new();
-    for (name, zone, op, days, granularity) in GROWTH_QUESTIONS {
-        let filter = op.map(|op| json!({"op_names": [op]}));
-        let (p50, p95) =
-            time_ours(server, "/calls/stats", &dashboard_request(zone, filter, days, granularity), runs).await;
+    for question in &DASHBOARD_QUESTIONS {
+        let name = question.0;
+        let (p50, p95) = time_ours(server, "/calls/stats", &dashboard_question_request(question), runs).await;
         eprintln!("{name} at {calls} calls: p50 {p50:.1} ms, p95 {p95:.1} ms");
         questions.insert(name.to_string(), json!({"p50_ms": p50, "p95_ms": p95}));
     }
@@ -490,7 +498,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let sizes = Arc::new(trace_sizes(args.calls));
     let batches = Arc::new(batches(&sizes, args.passes));
     let mut growth = Vec::new();
-    // Sampled throughout, not only between phases.
+    // Peak RSS, sampled throughout.
     let sampled_peak = Arc::new(AtomicUsize::new(0));
     let sampler = {
         let peak = sampled_peak.clone();
@@ -501,7 +509,6 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     };
-    let mut peak_rss = rss_mb();
     let mut ingested_batches = 0usize;
     let mut ingest_time = Duration::ZERO;
     let mut targets: Vec<usize> = args.checkpoints.iter().copied().filter(|c| *c < args.calls).collect();
@@ -544,7 +551,6 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         }
         ingest_time += started.elapsed();
         ingested_batches = until;
-        peak_rss = peak_rss.max(rss_mb());
         let calls_now = calls_before(ingested_batches);
         if calls_now < args.calls {
             settle(&db).await?;
@@ -559,8 +565,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("rollups current {current_s:.1} s after the last write; tables maintained after {maintained_s:.1} s");
     if args.ingest_only {
         sampler.abort();
-        let peak_rss = peak_rss.max(rss_mb()).max(sampled_peak.load(Ordering::Relaxed) as f64);
-        println!("peak RSS of the bench process (server, clients and generator together): {peak_rss:.0} MB");
+        let peak_rss = sampled_peak.load(Ordering::Relaxed).max(rss_mb() as usize);
+        println!("peak RSS of the bench process (server, clients and generator together): {peak_rss} MB");
         return Ok(());
     }
 
@@ -588,32 +594,14 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let big_trace = "t0";
     let roots: Vec<String> = (sizes.len().saturating_sub(100)..sizes.len()).map(|t| format!("t{t}-c0")).collect();
     let root_traces: Vec<String> = (sizes.len().saturating_sub(100)..sizes.len()).map(|t| format!("'t{t}'")).collect();
-    let op = "weave:///bench/dashboard/op/op3:v1";
-    let questions: Vec<(&str, &str, Value, Vec<String>)> = vec![
-        (
-            "(a) dashboard, 30 d, UTC",
-            "/calls/stats",
-            dashboard_request("UTC", None, WINDOW_DAYS, None),
-            baseline_dashboard("UTC", None, WINDOW_DAYS, "day"),
-        ),
-        (
-            "(a) dashboard, 30 d, New York",
-            "/calls/stats",
-            dashboard_request("America/New_York", None, WINDOW_DAYS, None),
-            baseline_dashboard("America/New_York", None, WINDOW_DAYS, "day"),
-        ),
-        (
-            "(b) dashboard, one op",
-            "/calls/stats",
-            dashboard_request("UTC", Some(json!({"op_names": [op]})), WINDOW_DAYS, None),
-            baseline_dashboard("UTC", Some(op), WINDOW_DAYS, "day"),
-        ),
-        (
-            "(c) 7 d hourly",
-            "/calls/stats",
-            dashboard_request("UTC", None, 7, Some(3600)),
-            baseline_dashboard("UTC", None, 7, "hour"),
-        ),
+    let mut questions: Vec<(&str, &str, Value, Vec<String>)> = DASHBOARD_QUESTIONS
+        .iter()
+        .map(|question @ &(_, name, zone, op, days, granularity)| {
+            let unit = if granularity == Some(3600) { "hour" } else { "day" };
+            (name, "/calls/stats", dashboard_question_request(question), baseline_dashboard(zone, op, days, unit))
+        })
+        .collect();
+    questions.extend([
         (
             "(d) /trace/usage, big trace",
             "/trace/usage",
@@ -627,7 +615,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
             baseline_rollup(&format!("trace_id in ({})", root_traces.join(","))),
         ),
         ("(f) runs/stats, 30 d, by name", "/api/v1/runs/stats", run_stats_request(), baseline_run_stats()),
-    ];
+    ]);
     let mut rows = Vec::new();
     println!(
         "weave-trace-server benchmark: {} calls ({} traces), {} runs per question, {} cores",
@@ -652,7 +640,6 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let (p50, p95) = time_ours(&server, path, &body, args.runs).await;
-        peak_rss = peak_rss.max(rss_mb());
         let (b50, b95) = time_baseline(&db, &baseline, args.baseline_runs).await;
         let ratio = b50 / p50;
         println!("{name:<32} {p50:>8.1}ms {p95:>8.1}ms {b50:>10.1}ms {b95:>10.1}ms {ratio:>7.1}x");
@@ -660,7 +647,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("dashboard questions as the project grew (p50 ms):");
     for point in &growth {
-        let times: Vec<String> = GROWTH_QUESTIONS
+        let times: Vec<String> = DASHBOARD_QUESTIONS
             .iter()
             .map(|(name, ..)| format!("{name} {:.1}", point["questions"][name]["p50_ms"].as_f64().unwrap_or_default()))
             .collect();
@@ -673,8 +660,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         total as f64 / args.calls as f64
     );
     sampler.abort();
-    let peak_rss = peak_rss.max(sampled_peak.load(Ordering::Relaxed) as f64);
-    println!("peak RSS of the bench process (server, clients and generator together): {peak_rss:.0} MB");
+    let peak_rss = sampled_peak.load(Ordering::Relaxed).max(rss_mb() as usize);
+    println!("peak RSS of the bench process (server, clients and generator together): {peak_rss} MB");
 
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join(format!("{}-{}calls.json", Utc::now().format("%Y%m%dT%H%M%S"), args.calls));
