@@ -3,7 +3,8 @@
 //! schema (one `calls` table with a JSONB `summary`), on the same Postgres and the same data.
 //!
 //! It makes its own database (`wts_bench_<unix time>`, dropped afterwards unless `--keep`),
-//! serves the app in-process on 127.0.0.1, and drives it over real HTTP with several clients.
+//! serves the app in-process on 127.0.0.1 (or runs `--server-bin` as a child process), and drives
+//! it over real HTTP with several clients.
 //! Output: a table on stdout and the same figures as JSON under `bench/results/`.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,6 +73,10 @@ struct Args {
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     keep: bool,
+    /// Run the server from this binary (`serve`) in a child process instead of in-process, so
+    /// the peak RSS reported is the server's own (its kernel high-water mark).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
 }
 
 const PROJECT: &str = "bench/dashboard";
@@ -273,14 +278,87 @@ async fn settle(db: &PgPool) -> Result<(f64, f64), Box<dyn std::error::Error>> {
     Err("the rollups did not settle within 120 s".into())
 }
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A `/proc/<pid>/status` field in MB: `VmRSS` (now) or `VmHWM` (the peak); this process's
+/// when `pid` is None.
+fn status_mb(pid: Option<u32>, field: &str) -> f64 {
+    let path = pid.map_or("/proc/self/status".to_string(), |pid| format!("/proc/{pid}/status"));
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+            s.lines().find(|l| l.starts_with(field)).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
         })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Whose memory the benchmark reports: the server child's alone, or the whole bench process's.
+struct Memory {
+    server: Option<std::process::Child>,
+    sampled_peak: Arc<AtomicUsize>,
+}
+
+impl Memory {
+    fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(std::process::Child::id)
+    }
+
+    fn whose(&self) -> &'static str {
+        match self.server {
+            Some(_) => "the server process (kernel high-water mark)",
+            None => "the bench process (server, clients and generator together)",
+        }
+    }
+
+    /// Sample RSS every 200 ms into `sampled_peak`.
+    fn sample(&self) -> tokio::task::JoinHandle<()> {
+        let (peak, pid) = (self.sampled_peak.clone(), self.pid());
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(status_mb(pid, "VmRSS:") as usize, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    }
+
+    fn peak_mb(&self) -> usize {
+        match self.server {
+            // The kernel's high-water mark of the child: exact, between samples too.
+            Some(_) => status_mb(self.pid(), "VmHWM:") as usize,
+            None => self.sampled_peak.load(Ordering::Relaxed).max(status_mb(None, "VmRSS:") as usize),
+        }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Start `bin serve` on a free local port against `url`, wait until it answers `/health`;
+/// the child and its address.
+async fn spawn_server(
+    bin: &std::path::Path,
+    url: &str,
+) -> Result<(std::process::Child, String), Box<dyn std::error::Error>> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(bin)
+        .args(["serve", "--bind", &addr])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn,sqlx::query=error")
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return Ok((child, addr));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{} did not start listening on {addr}", bin.display()).into())
 }
 
 /// A dashboard question: its short name (growth) and full name (the results table), zone, op
@@ -421,13 +499,17 @@ fn baseline_rollup(trace_condition: &str) -> Vec<String> {
     )]
 }
 
+/// Time `runs` requests until the whole answer has arrived (it is parsed once, at the warm-up:
+/// parsing a 5 MB answer in the benchmark's own process would time the client, not the server).
 async fn time_ours(server: &Server, path: &str, body: &Value, runs: usize) -> (f64, f64) {
     server.post_json(path, body).await; // warm-up
+    let bytes = Bytes::from(body.to_string());
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
-        server.post_json(path, body).await;
+        let (status, _) = server.post(path, bytes.clone()).await;
         samples.push(started.elapsed());
+        assert_eq!(status, StatusCode::OK, "{path}");
     }
     percentiles(samples)
 }
@@ -475,11 +557,20 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let db = PgPoolOptions::new().max_connections(16).connect(url).await?;
     store::MIGRATOR.run(&db).await?;
     let secret = keys::create(&db, "bench", &["bench".to_string()], false).await?.secret;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let app_db = db.clone();
-    tokio::spawn(store::slots::refresh_forever(db.clone(), Duration::from_secs(5)));
-    tokio::spawn(async move { axum::serve(listener, app(AppState::new(app_db, Settings::default()))).await });
+    let (memory, addr) = match &args.server_bin {
+        Some(bin) => {
+            let (child, addr) = spawn_server(bin, url).await?;
+            (Memory { server: Some(child), sampled_peak: Arc::default() }, addr)
+        }
+        None => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?.to_string();
+            let app_db = db.clone();
+            tokio::spawn(store::slots::refresh_forever(db.clone(), Duration::from_secs(5)));
+            tokio::spawn(async move { axum::serve(listener, app(AppState::new(app_db, Settings::default()))).await });
+            (Memory { server: None, sampled_peak: Arc::default() }, addr)
+        }
+    };
     let server = Arc::new(Server {
         client: Client::builder(TokioExecutor::new()).build_http(),
         base: format!("http://{addr}"),
@@ -499,16 +590,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let batches = Arc::new(batches(&sizes, args.passes));
     let mut growth = Vec::new();
     // Peak RSS, sampled throughout.
-    let sampled_peak = Arc::new(AtomicUsize::new(0));
-    let sampler = {
-        let peak = sampled_peak.clone();
-        tokio::spawn(async move {
-            loop {
-                peak.fetch_max(rss_mb() as usize, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let sampler = memory.sample();
     let mut ingested_batches = 0usize;
     let mut ingest_time = Duration::ZERO;
     let mut targets: Vec<usize> = args.checkpoints.iter().copied().filter(|c| *c < args.calls).collect();
@@ -565,8 +647,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("rollups current {current_s:.1} s after the last write; tables maintained after {maintained_s:.1} s");
     if args.ingest_only {
         sampler.abort();
-        let peak_rss = sampled_peak.load(Ordering::Relaxed).max(rss_mb() as usize);
-        println!("peak RSS of the bench process (server, clients and generator together): {peak_rss} MB");
+        println!("peak RSS of {}: {} MB", memory.whose(), memory.peak_mb());
         return Ok(());
     }
 
@@ -660,8 +741,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         total as f64 / args.calls as f64
     );
     sampler.abort();
-    let peak_rss = sampled_peak.load(Ordering::Relaxed).max(rss_mb() as usize);
-    println!("peak RSS of the bench process (server, clients and generator together): {peak_rss} MB");
+    let peak_rss = memory.peak_mb();
+    println!("peak RSS of {}: {peak_rss} MB", memory.whose());
 
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join(format!("{}-{}calls.json", Utc::now().format("%Y%m%dT%H%M%S"), args.calls));
@@ -669,7 +750,7 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         "calls": args.calls, "traces": sizes.len(), "passes": args.passes, "runs": args.runs, "baseline_runs": args.baseline_runs, "clients": args.clients,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "postgres": settings.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-        "ingest_calls_per_s": ingest_rate, "rollups_current_s": current_s, "maintained_s": maintained_s, "questions": rows, "growth": growth, "peak_rss_mb": peak_rss,
+        "ingest_calls_per_s": ingest_rate, "rollups_current_s": current_s, "maintained_s": maintained_s, "questions": rows, "growth": growth, "peak_rss_mb": peak_rss, "peak_rss_of": memory.whose(),
         "disk_bytes": disk,
     });
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
