@@ -12,6 +12,8 @@
 //! [`Binned::pages`] asks for.
 use chrono::{DateTime, Utc};
 
+use super::slots::Span;
+
 /// Latencies per page (8 bytes each: a page row stays inline, under 2 KB).
 pub const PAGE_VALUES: usize = 240;
 /// Most latencies a group lists one by one instead of paging them.
@@ -80,6 +82,7 @@ impl Summary {
 /// read (only a wanted bin's values, so little crosses the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PageSlice {
+    pub span: Span,
     pub slot: DateTime<Utc>,
     /// 0 for a whole slot, 1.. for its (op, root-ness) groups.
     pub part: i32,
@@ -100,7 +103,7 @@ struct Wanted {
 /// of the wanted bins as pages arrive.
 #[derive(Debug, Default)]
 pub struct Binned {
-    groups: Vec<(DateTime<Utc>, i32, Vec<(u32, u64)>)>,
+    groups: Vec<(Span, DateTime<Utc>, i32, Vec<(u32, u64)>)>,
     /// The ranks asked (ascending), and the bins that hold them.
     ranks: Vec<usize>,
     wanted: Vec<Wanted>,
@@ -113,9 +116,9 @@ impl Binned {
         self.groups.is_empty()
     }
 
-    /// A paged group of this bucket, by its slot, part and histogram.
-    pub fn add_group(&mut self, slot: DateTime<Utc>, part: i32, bins: Vec<(u32, u64)>) {
-        self.groups.push((slot, part, bins));
+    /// A paged group of this bucket, by its span, slot, part and histogram.
+    pub fn add_group(&mut self, span: Span, slot: DateTime<Utc>, part: i32, bins: Vec<(u32, u64)>) {
+        self.groups.push((span, slot, part, bins));
     }
 
     /// Find the bins holding `ranks` (ascending) among the groups' values and `listed`, and
@@ -123,7 +126,7 @@ impl Binned {
     pub fn pages(&mut self, listed: &[f64], ranks: Vec<usize>, pages: &mut Vec<PageSlice>) {
         self.wanted = wanted_bins(&self.groups, listed, &ranks);
         self.ranks = ranks;
-        for (slot, part, bins) in &self.groups {
+        for (span, slot, part, bins) in &self.groups {
             let n: u64 = bins.iter().map(|&(_, count)| count).sum();
             let group_start = pages.len();
             // Ranks inside the group of each wanted bin's values, from its running count.
@@ -143,6 +146,7 @@ impl Binned {
                         let first = from.max(start) - start;
                         let count = to.min(end) - start - first;
                         pages.push(PageSlice {
+                            span: *span,
                             slot: *slot,
                             part: *part,
                             page: page as i32,
@@ -200,9 +204,8 @@ impl Binned {
 }
 
 /// The bins holding `ranks` (ascending) among the values of `groups` and `listed`.
-fn wanted_bins(groups: &[(DateTime<Utc>, i32, Vec<(u32, u64)>)], listed: &[f64], ranks: &[usize]) -> Vec<Wanted> {
-    let bins =
-        || groups.iter().flat_map(|(_, _, bins)| bins.iter().copied()).chain(listed.iter().map(|&v| (bin(v), 1)));
+fn wanted_bins(groups: &[(Span, DateTime<Utc>, i32, Vec<(u32, u64)>)], listed: &[f64], ranks: &[usize]) -> Vec<Wanted> {
+    let bins = || groups.iter().flat_map(|(.., bins)| bins.iter().copied()).chain(listed.iter().map(|&v| (bin(v), 1)));
     let (Some(low), Some(high)) = (bins().map(|(b, _)| b).min(), bins().map(|(b, _)| b).max()) else {
         return Vec::new();
     };
@@ -253,7 +256,7 @@ mod tests {
         let t = DateTime::<Utc>::UNIX_EPOCH;
         let mut binned = Binned::default();
         for (part, values) in groups.iter().enumerate() {
-            binned.add_group(t, part as i32, Summary::of_sorted(values).unwrap().bins);
+            binned.add_group(Span::Quarter, t, part as i32, Summary::of_sorted(values).unwrap().bins);
         }
         let mut pages = Vec::new();
         binned.pages(listed, ranks.to_vec(), &mut pages);
@@ -309,11 +312,11 @@ mod tests {
         let t = DateTime::<Utc>::UNIX_EPOCH;
         let values: Vec<f64> = (0..500).map(f64::from).collect();
         let mut binned = Binned::default();
-        binned.add_group(t, 0, Summary::of_sorted(&values).unwrap().bins);
+        binned.add_group(Span::Hour, t, 0, Summary::of_sorted(&values).unwrap().bins);
         let mut pages = Vec::new();
         binned.pages(&[], vec![250], &mut pages);
         // 500 values: page 0 holds ranks 260..500, page 1 ranks 20..260.
-        assert_eq!(pages, vec![PageSlice { slot: t, part: 0, page: 1, first: 228, count: 4 }]);
+        assert_eq!(pages, vec![PageSlice { span: Span::Hour, slot: t, part: 0, page: 1, first: 228, count: 4 }]);
         assert_eq!(binned.resolve(&[]), None, "no page was read");
     }
 

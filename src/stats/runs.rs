@@ -148,42 +148,52 @@ impl RunSlot {
         }
     }
 
-    /// The slots of `runs` (each with the start of its quarter hour), in key order.
-    pub fn build(runs: impl IntoIterator<Item = (DateTime<Utc>, Run)>) -> Vec<RunSlot> {
-        let mut slots: BTreeMap<(DateTime<Utc>, String, String, bool, String), RunSlot> = BTreeMap::new();
-        for (slot, run) in runs {
-            let key = (slot, run.name, run.run_type, run.is_root, run.status);
-            let entry = slots.entry(key.clone()).or_insert_with(|| RunSlot {
-                name: key.1,
-                run_type: key.2,
-                is_root: key.3,
-                status: key.4,
-                last_start: run.started_at,
-                ..RunSlot::empty(slot)
-            });
-            entry.runs += 1;
-            entry.last_start = entry.last_start.max(run.started_at);
-            entry.latencies_ms.extend(run.latency_ms);
-            if !run.usage.is_empty() {
-                entry.usage_runs.push(run.usage.len() as u32);
-                for row in run.usage {
-                    let index = match entry.models.iter().position(|m| *m == row.model) {
-                        Some(i) => i,
-                        None => {
-                            entry.models.push(row.model);
-                            entry.models.len() - 1
-                        }
-                    };
-                    entry.usage_rows.push((index as u32, row.counters));
-                }
-            }
-        }
-        slots.into_values().collect()
-    }
-
     /// Whether the slot's runs ended in an error.
     pub fn is_error(&self) -> bool {
         self.status == "error"
+    }
+}
+
+/// The rollup groups of runs added one at a time (a rebuild streams its runs through, so it
+/// holds only what the groups keep, never the runs themselves).
+#[derive(Debug, Default)]
+pub struct RunSlots {
+    groups: BTreeMap<(DateTime<Utc>, String, String, bool, String), RunSlot>,
+}
+
+impl RunSlots {
+    /// Add `run`, which starts in the quarter hour `slot`.
+    pub fn add(&mut self, slot: DateTime<Utc>, run: Run) {
+        let key = (slot, run.name, run.run_type, run.is_root, run.status);
+        let entry = self.groups.entry(key).or_insert_with_key(|key| RunSlot {
+            name: key.1.clone(),
+            run_type: key.2.clone(),
+            is_root: key.3,
+            status: key.4.clone(),
+            last_start: run.started_at,
+            ..RunSlot::empty(slot)
+        });
+        entry.runs += 1;
+        entry.last_start = entry.last_start.max(run.started_at);
+        entry.latencies_ms.extend(run.latency_ms);
+        if !run.usage.is_empty() {
+            entry.usage_runs.push(run.usage.len() as u32);
+            for row in run.usage {
+                let index = match entry.models.iter().position(|m| *m == row.model) {
+                    Some(i) => i,
+                    None => {
+                        entry.models.push(row.model);
+                        entry.models.len() - 1
+                    }
+                };
+                entry.usage_rows.push((index as u32, row.counters));
+            }
+        }
+    }
+
+    /// The groups, in key order (slot first).
+    pub fn finish(self) -> Vec<RunSlot> {
+        self.groups.into_values().collect()
     }
 }
 
@@ -553,7 +563,7 @@ pub fn read_plan(
     let (first, last) = slots::all_time();
     let (start, end) = (start.unwrap_or(first).max(first), end.unwrap_or(last).min(last));
     if start >= end {
-        return Plan { slots: Vec::new(), raw: Vec::new() };
+        return Plan { slots: Vec::new(), raw: Vec::new(), hours: false };
     }
     Plan::new(rollups.then(|| slots::split_window(start, end)).flatten(), start, end).without(price_changes)
 }

@@ -3,12 +3,65 @@
 //!
 //! A rollup slot is a UTC quarter hour. Slots can stand in for raw calls only where every
 //! bucket boundary falls on a quarter hour, so that each slot lies inside one bucket; the
-//! window's own edges need not: the partial quarter hours at either end are read raw.
+//! window's own edges need not: the partial quarter hours at either end are read raw. Call
+//! rollups are also kept per UTC hour ([`Span::Hour`]): where every boundary falls on an hour
+//! (UTC, or any zone on whole hours, at hourly or longer buckets), whole hours read one row
+//! each instead of four.
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::buckets::BucketGrid;
 
 pub const SLOT_SECONDS: i64 = 900;
+const HOUR_SECONDS: i64 = 3600;
+
+/// What a call rollup row spans: one slot, or the UTC hour of four slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Span {
+    Quarter,
+    Hour,
+}
+
+impl Span {
+    /// As stored (`minutes`).
+    pub fn minutes(self) -> i16 {
+        match self {
+            Self::Quarter => 15,
+            Self::Hour => 60,
+        }
+    }
+
+    pub fn from_minutes(minutes: i16) -> Option<Self> {
+        match minutes {
+            15 => Some(Self::Quarter),
+            60 => Some(Self::Hour),
+            _ => None,
+        }
+    }
+
+    /// The start of the span holding `t`.
+    pub fn floor(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let seconds = match self {
+            Self::Quarter => SLOT_SECONDS,
+            Self::Hour => HOUR_SECONDS,
+        };
+        DateTime::from_timestamp(t.timestamp().div_euclid(seconds) * seconds, 0).unwrap_or(t)
+    }
+}
+
+/// Every slot of the hours that hold `slots`, ascending: what a rebuild of `slots` rebuilds,
+/// since an hour's rollups are built from its four slots at once.
+pub fn whole_hours(slots: &[DateTime<Utc>]) -> Vec<DateTime<Utc>> {
+    let mut out: Vec<DateTime<Utc>> = slots
+        .iter()
+        .flat_map(|&slot| {
+            let hour = Span::Hour.floor(slot);
+            (0..4).map(move |k| hour + TimeDelta::seconds(k * SLOT_SECONDS))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
 
 /// A window cut into the part rollups answer and the raw edges around it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +70,9 @@ pub struct Split {
     pub slots: (DateTime<Utc>, DateTime<Utc>),
     /// The rest of the window, read raw (zero, one or two ranges).
     pub raw: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Whether every bucket boundary inside the slots is on an hour, so that whole hours may
+    /// be read from hour rows.
+    pub hours: bool,
 }
 
 /// Cut `[start, end)` for rollups, or None when the grid has a bucket boundary off the quarter
@@ -24,8 +80,9 @@ pub struct Split {
 pub fn split(grid: &BucketGrid, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Split> {
     let split = split_window(start, end)?;
     let (first, last) = split.slots;
-    let inside = |t: &&DateTime<Utc>| first < **t && **t < last;
-    grid.instants().iter().filter(inside).all(|t| is_slot_start(*t)).then_some(split)
+    let inside: Vec<DateTime<Utc>> = grid.instants().iter().copied().filter(|t| first < *t && *t < last).collect();
+    let hours = inside.iter().all(|t| Span::Hour.floor(*t) == *t);
+    inside.iter().all(|t| is_slot_start(*t)).then_some(Split { hours, ..split })
 }
 
 /// Cut `[start, end)` into its whole slots and the partial ones at its edges, or None when it
@@ -36,7 +93,7 @@ pub fn split_window(start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Split> {
         return None;
     }
     let raw = [(start, first), (last, end)].into_iter().filter(|(a, b)| a < b).collect();
-    Some(Split { slots: (first, last), raw })
+    Some(Split { slots: (first, last), raw, hours: false })
 }
 
 /// `[from, to)`.
@@ -56,20 +113,47 @@ pub struct Plan {
     pub slots: Vec<Range>,
     /// Ranges read as raw rows.
     pub raw: Vec<Range>,
+    /// Whether whole hours of `slots` may be read from hour rows (see [`Split::hours`]).
+    pub hours: bool,
 }
 
 impl Plan {
     /// Read everything in `[start, end)` raw.
     pub fn raw(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
-        Self { slots: Vec::new(), raw: vec![(start, end)] }
+        Self { slots: Vec::new(), raw: vec![(start, end)], hours: false }
     }
 
     /// Rollups for the whole slots of `split`, raw rows for the rest; all raw without a split.
     pub fn new(split: Option<Split>, start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
         match split {
-            Some(Split { slots, raw }) => Self { slots: vec![slots], raw },
+            Some(Split { slots, raw, hours }) => Self { slots: vec![slots], raw, hours },
             None => Self::raw(start, end),
         }
+    }
+
+    /// The call rollup reads of the plan's slots: the whole hours of each range from hour rows
+    /// when the grid allows, the quarter hours around them (and everything otherwise) from
+    /// slot rows.
+    pub fn call_spans(&self) -> Vec<(Span, Range)> {
+        let mut reads = Vec::new();
+        for &(from, to) in &self.slots {
+            let first_hour = Span::Hour.floor(from + TimeDelta::seconds(HOUR_SECONDS - 1));
+            let last_hour = Span::Hour.floor(to);
+            if !self.hours || first_hour >= last_hour {
+                reads.push((Span::Quarter, (from, to)));
+                continue;
+            }
+            reads.extend(
+                [
+                    (Span::Quarter, (from, first_hour)),
+                    (Span::Hour, (first_hour, last_hour)),
+                    (Span::Quarter, (last_hour, to)),
+                ]
+                .into_iter()
+                .filter(|(_, (a, b))| a < b),
+            );
+        }
+        reads
     }
 
     /// The same plan with every slot that holds one of `instants` strictly inside it read raw
@@ -85,7 +169,7 @@ impl Plan {
             slots.into_iter().filter(|t| self.slots.iter().any(|(from, to)| from <= t && t < to)).collect();
         cut.sort_unstable();
         cut.dedup();
-        let mut plan = Self { slots: Vec::new(), raw: self.raw.clone() };
+        let mut plan = Self { slots: Vec::new(), raw: self.raw.clone(), hours: self.hours };
         for &(from, to) in &self.slots {
             let mut next = from;
             for &slot in cut.iter().filter(|s| from <= **s && **s < to) {
@@ -207,6 +291,45 @@ mod tests {
         );
         assert_eq!(cut.slot_span(), Some((utc("2025-01-01T00:15:00Z"), end)));
         assert_eq!(Plan::raw(start, end).slot_span(), None);
+    }
+
+    #[test]
+    fn whole_hours_are_read_from_hour_rows_only_where_every_boundary_is_on_an_hour() {
+        let (start, end) = ("2025-01-01T00:07:00Z", "2025-01-02T02:50:00Z");
+        let plan = |tz: &str, granularity| Plan::new(split_of(tz, start, end, granularity), utc(start), utc(end));
+        let hourly = plan("UTC", 3600);
+        assert_eq!(
+            hourly.call_spans(),
+            vec![
+                (Span::Quarter, (utc("2025-01-01T00:15:00Z"), utc("2025-01-01T01:00:00Z"))),
+                (Span::Hour, (utc("2025-01-01T01:00:00Z"), utc("2025-01-02T02:00:00Z"))),
+                (Span::Quarter, (utc("2025-01-02T02:00:00Z"), utc("2025-01-02T02:45:00Z"))),
+            ]
+        );
+        assert_eq!(plan("America/New_York", 86_400).call_spans().len(), 3, "New York's days start on UTC hours");
+        // Kathmandu's days start at :15, half-hour buckets at :30: quarter hours only.
+        for quarters in [plan("Asia/Kathmandu", 86_400), plan("UTC", 1800)] {
+            assert_eq!(quarters.call_spans(), vec![(Span::Quarter, quarters.slots[0])]);
+        }
+        // A stale quarter hour is read raw; the rest of its hour from slot rows.
+        let cut = hourly.without_slots([utc("2025-01-01T05:30:00Z")]);
+        assert_eq!(
+            cut.call_spans()[1..5],
+            [
+                (Span::Hour, (utc("2025-01-01T01:00:00Z"), utc("2025-01-01T05:00:00Z"))),
+                (Span::Quarter, (utc("2025-01-01T05:00:00Z"), utc("2025-01-01T05:30:00Z"))),
+                (Span::Quarter, (utc("2025-01-01T05:45:00Z"), utc("2025-01-01T06:00:00Z"))),
+                (Span::Hour, (utc("2025-01-01T06:00:00Z"), utc("2025-01-02T02:00:00Z"))),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rebuild_widens_its_slots_to_their_whole_hours() {
+        let slots = [utc("2025-01-01T00:30:00Z"), utc("2025-01-01T00:45:00Z"), utc("2025-01-01T03:00:00Z")];
+        let hours: Vec<String> = whole_hours(&slots).iter().map(|t| t.format("%H:%M").to_string()).collect();
+        assert_eq!(hours, ["00:00", "00:15", "00:30", "00:45", "03:00", "03:15", "03:30", "03:45"]);
+        assert_eq!(Span::Hour.floor(utc("1969-12-31T23:59:59Z")), utc("1969-12-31T23:00:00Z"));
     }
 
     #[test]

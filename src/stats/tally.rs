@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::aggregate::{ranks, render, MetricSpec, ValueKind, Values};
 use super::binned::{micros, Binned, PageSlice, Summary};
 use super::buckets::BucketGrid;
+use super::slots::Span;
 use crate::domain::costs::{Cost, Price, PriceBook, TokenSums};
 use crate::domain::usage::UsageRow;
 
@@ -69,6 +70,7 @@ impl UsageMetric {
 /// One slot's calls (of one op and root-ness, or all of them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSlot {
+    pub span: Span,
     pub slot: DateTime<Utc>,
     /// 0 for the whole slot, 1.. for its (op, root-ness) groups: names its latency pages.
     pub part: i32,
@@ -257,7 +259,7 @@ impl<'a> CallTally<'a> {
                     self.latency_micros[bucket] += s.micros;
                     if wants_bins {
                         // A metric is asked once (the request is validated), so the bins move.
-                        self.binned[bucket].add_group(slot.slot, slot.part, std::mem::take(&mut s.bins));
+                        self.binned[bucket].add_group(slot.span, slot.slot, slot.part, std::mem::take(&mut s.bins));
                     }
                 }
                 (CallMetric::CallCount, _) => values.push_int_times(1, calls),

@@ -14,8 +14,8 @@ use sqlx::{PgConnection, PgPool};
 
 use super::packed::{put, take, unzigzag, zigzag};
 use crate::domain::usage::Counters;
-use crate::stats::runs::{Run, RunSlot};
-use crate::stats::slots::{floor, Range};
+use crate::stats::runs::{RunSlot, RunSlots};
+use crate::stats::slots::Range;
 
 /// Which rollup groups to read: the conditions run statistics can answer from them.
 #[derive(Debug, Clone, Default)]
@@ -33,15 +33,11 @@ impl RunSlotFilter {
     }
 }
 
-/// Write the run rollups of `runs` (every run of the slots being rebuilt, whose old rows the
-/// caller deleted), inside the refresh's transaction.
+/// Write the run rollups of the slots being rebuilt (built from every run of them; the caller
+/// deleted their old rows), inside the refresh's transaction.
 #[tracing::instrument(level = "debug", skip_all)]
-pub(super) async fn write(
-    tx: &mut PgConnection,
-    project: &str,
-    runs: impl IntoIterator<Item = Run>,
-) -> Result<(), sqlx::Error> {
-    let rolled = RunSlot::build(runs.into_iter().map(|run| (floor(run.started_at), run)));
+pub(super) async fn write(tx: &mut PgConnection, project: &str, runs: RunSlots) -> Result<(), sqlx::Error> {
+    let rolled = runs.finish();
     let (starts, packed): (Vec<DateTime<Utc>>, Vec<Vec<u8>>) =
         rolled.chunk_by(|a, b| a.slot == b.slot).map(|groups| (groups[0].slot, encode(groups))).unzip();
     sqlx::query(

@@ -140,13 +140,15 @@ const USAGE_ARRAYS: &str = "array_agg(u.model) as models, array_agg(u.requests) 
     array_agg(u.total_tokens) as total, array_agg(u.cache_read_input_tokens) as cache_read,
     array_agg(u.cache_creation_input_tokens) as cache_creation";
 
-/// Every visible call of a project starting in one of `slots`, as a run with its op name
-/// (for the rollups).
+/// Feed every visible call of a project starting in one of `slots` to `each`, as a run with
+/// its op name, as rows arrive (for the rollups: a rebuild of many busy quarter hours would
+/// otherwise hold all their runs at once).
 pub(super) async fn runs_of_slots(
     tx: &mut sqlx::PgConnection,
     project: &str,
     slots: &[DateTime<Utc>],
-) -> Result<Vec<(Option<String>, Run)>, sqlx::Error> {
+    mut each: impl FnMut(Option<String>, Run),
+) -> Result<(), sqlx::Error> {
     let sql = format!(
         "select {RUN_COLUMNS}, '{{}}'::text[] as feedback, '{{}}'::text[] as groups
          from unnest($2::timestamptz[]) s(slot), lateral (
@@ -157,8 +159,12 @@ pub(super) async fn runs_of_slots(
          left join lateral (select {USAGE_ARRAYS} from call_usage u
              where u.project_id = $1 and u.call_id = c.id) u on true"
     );
-    let rows: Vec<Row> = sqlx::query_as(&sql).bind(project).bind(slots).fetch_all(&mut *tx).await?;
-    Ok(rows.into_iter().map(|row| (row.op_name.clone(), row.into_run_row(None).run)).collect())
+    let mut rows = sqlx::query_as::<_, Row>(&sql).bind(project).bind(slots).fetch(&mut *tx);
+    while let Some(row) = rows.try_next().await? {
+        let op_name = row.op_name.clone();
+        each(op_name, row.into_run_row(None).run);
+    }
+    Ok(())
 }
 
 /// Feedback counts by (group value, feedback type) of the runs `query` selects in `ranges`:

@@ -17,7 +17,8 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use super::filter::{push_name_match, SlotFilter};
 use super::packed::{floats, put, put_f64, put_floats, put_signed_wide, take, take_f64, take_signed_wide};
 use crate::stats::binned::{PageSlice, Summary, LISTED_MAX, PAGE_VALUES};
-use crate::stats::slots::{all_time, floor, Range};
+use crate::stats::runs::RunSlots;
+use crate::stats::slots::{all_time, whole_hours, Range, Span};
 use crate::stats::tally::{
     stored_sum, CallRollup, CallSlot, SlotLatencies, SlotSums, UsageRollup, UsageSlot, UsageSums,
 };
@@ -25,7 +26,10 @@ use crate::stats::tally::{
 impl<'r> FromRow<'r, PgRow> for CallSlot {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         let bytes: &[u8] = row.try_get("latencies")?;
+        let minutes: i16 = row.try_get("minutes")?;
         Ok(CallSlot {
+            span: Span::from_minutes(minutes)
+                .ok_or_else(|| sqlx::Error::Decode(format!("a call rollup spans {minutes} minutes").into()))?,
             slot: row.try_get("slot")?,
             part: row.try_get("part")?,
             calls: row.try_get("calls")?,
@@ -106,6 +110,7 @@ pub(super) async fn for_each_page(
     use futures_util::TryStreamExt;
     let column = |f: fn(&PageSlice) -> i32| pages.iter().map(|(_, p)| f(p)).collect::<Vec<i32>>();
     let slots: Vec<DateTime<Utc>> = pages.iter().map(|(_, p)| p.slot).collect();
+    let minutes: Vec<i16> = pages.iter().map(|(_, p)| p.span.minutes()).collect();
     let buckets: Vec<i32> = pages.iter().map(|&(bucket, _)| bucket as i32).collect();
     // One index probe a slice. Knowing the array's length, the planner would rather sort every
     // page of the project for a merge join (3× slower at 3M calls, worse as it grows).
@@ -115,15 +120,17 @@ pub(super) async fn for_each_page(
     let mut rows = sqlx::query_as::<_, (i32, Vec<u8>)>(
         "select bucket, string_agg(latencies, ''::bytea) from (
              select x.bucket, substring(p.latencies from x.first * 8 + 1 for x.count * 8) as latencies
-             from unnest($2::int4[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int4[], $7::int4[])
-                  x(bucket, slot, part, page, first, count)
-             join call_latency_pages p on p.project_id = $1 and p.slot = x.slot and p.part = x.part and p.page = x.page
+             from unnest($2::int4[], $3::int2[], $4::timestamptz[], $5::int4[], $6::int4[], $7::int4[], $8::int4[])
+                  x(bucket, minutes, slot, part, page, first, count)
+             join call_latency_pages p on p.project_id = $1 and p.minutes = x.minutes and p.slot = x.slot
+                 and p.part = x.part and p.page = x.page
              -- offset 0: aggregate the slices, not the pages they are cut from.
              offset 0
          ) s group by bucket",
     )
     .bind(project)
     .bind(buckets)
+    .bind(minutes)
     .bind(slots)
     .bind(column(|p| p.part))
     .bind(column(|p| p.page))
@@ -196,8 +203,8 @@ pub(super) async fn for_each_usage_slot(
     Ok(())
 }
 
-/// Slots rebuilt per transaction: progress survives a long backlog, and no statement nears
-/// the statement timeout.
+/// Slots rebuilt per transaction (24 whole hours): progress survives a long backlog, and no
+/// statement nears the statement timeout.
 const SLOTS_PER_REFRESH: usize = 96;
 
 /// Rebuild the slots in `[from, to)` that writes have touched since they were last built;
@@ -211,7 +218,7 @@ pub async fn refresh(db: &PgPool, project: &str, range: Range) -> Result<usize, 
     // The slots dirty now: writes landing meanwhile wait for the next request, so a reader
     // never chases a busy writer.
     let dirty = dirty_slots(db, project, range).await?;
-    for slots in dirty.chunks(SLOTS_PER_REFRESH) {
+    for slots in whole_hours(&dirty).chunks(SLOTS_PER_REFRESH) {
         rebuild(db, project, slots).await?;
     }
     Ok(dirty.len())
@@ -243,7 +250,7 @@ pub async fn stale_or_refresh(db: &PgPool, project: &str, range: Range) -> Resul
     if dirty.len() <= DIRTY_SLOTS_READ_RAW {
         return Ok(dirty);
     }
-    for slots in dirty.chunks(SLOTS_PER_REFRESH) {
+    for slots in whole_hours(&dirty).chunks(SLOTS_PER_REFRESH) {
         rebuild(db, project, slots).await?;
     }
     Ok(Vec::new())
@@ -333,18 +340,18 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
         .bind(project)
         .execute(&mut *tx)
         .await?;
-    let mut slots: Vec<DateTime<Utc>> =
+    let marked: Vec<DateTime<Utc>> =
         sqlx::query_scalar("delete from rollup_dirty where project_id = $1 and slot = any($2) returning slot")
             .bind(project)
-            .bind(slots)
+            .bind(whole_hours(slots))
             .fetch_all(&mut *tx)
             .await?;
-    if slots.is_empty() {
+    if marked.is_empty() {
         // Another refresh got there first.
         return tx.commit().await;
     }
-    slots.sort_unstable();
-    slots.dedup();
+    // An hour's rollups are built from all four of its slots.
+    let slots = whole_hours(&marked);
     for table in &ROLLUP_TABLES[1..] {
         sqlx::query(&format!("delete from {table} where project_id = $1 and slot = any($2)"))
             .bind(project)
@@ -352,21 +359,25 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
             .execute(&mut *tx)
             .await?;
     }
-    // One read of the slots' calls with their usage rows gives every rollup (grouped here:
-    // the SQL grouping cost more than the read).
-    let runs = super::runs::runs_of_slots(&mut tx, project, &slots).await?;
-    let mut calls: BTreeMap<DateTime<Utc>, CallRollup> = BTreeMap::new();
+    // One read of the slots' calls with their usage rows gives every rollup (grouped here, as
+    // the rows arrive: the SQL grouping cost more than the read).
+    let mut calls: BTreeMap<(Span, DateTime<Utc>), CallRollup> = BTreeMap::new();
     let mut usage: BTreeMap<DateTime<Utc>, UsageRollup> = BTreeMap::new();
-    for (op_name, run) in &runs {
-        let slot = floor(run.started_at);
-        calls.entry(slot).or_default().add(op_name.as_deref(), run.is_root, run.latency_ms, run.error);
+    let mut runs = RunSlots::default();
+    super::runs::runs_of_slots(&mut tx, project, &slots, |op_name, run| {
+        let slot = Span::Quarter.floor(run.started_at);
+        for key in [(Span::Quarter, slot), (Span::Hour, Span::Hour.floor(slot))] {
+            calls.entry(key).or_default().add(op_name.as_deref(), run.is_root, run.latency_ms, run.error);
+        }
         if !run.usage.is_empty() {
             usage.entry(slot).or_default().add(op_name.as_deref(), run.is_root, &run.usage);
         }
-    }
+        runs.add(slot, run);
+    })
+    .await?;
     write_calls(&mut tx, project, calls).await?;
     write_usage(&mut tx, project, &usage).await?;
-    super::run_slots::write(&mut tx, project, runs.into_iter().map(|(_, run)| run)).await?;
+    super::run_slots::write(&mut tx, project, runs).await?;
     tx.commit().await
 }
 
@@ -375,11 +386,12 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
 async fn write_calls(
     tx: &mut PgConnection,
     project: &str,
-    calls: BTreeMap<DateTime<Utc>, CallRollup>,
+    calls: BTreeMap<(Span, DateTime<Utc>), CallRollup>,
 ) -> Result<(), sqlx::Error> {
     /// Rows of `call_slots`, or of `call_op_slots` with `op` filled.
     #[derive(Default)]
     struct Rows {
+        minutes: Vec<i16>,
         slot: Vec<DateTime<Utc>>,
         calls: Vec<i64>,
         errors: Vec<i64>,
@@ -390,13 +402,14 @@ async fn write_calls(
     /// Rows of `call_latency_pages`.
     #[derive(Default)]
     struct Pages {
+        minutes: Vec<i16>,
         slot: Vec<DateTime<Utc>>,
         part: Vec<i32>,
         page: Vec<i32>,
         latencies: Vec<Vec<u8>>,
     }
     let (mut whole, mut per_op, mut pages) = (Rows::default(), Rows::default(), Pages::default());
-    for (slot, rollup) in calls {
+    for ((span, slot), rollup) in calls {
         let groups =
             std::iter::once((None, rollup.whole)).chain(rollup.per_op.into_iter().map(|(op, g)| (Some(op), g)));
         for (part, (op, mut group)) in groups.enumerate() {
@@ -412,11 +425,13 @@ async fn write_calls(
                     &mut per_op
                 }
             };
+            rows.minutes.push(span.minutes());
             rows.slot.push(slot);
             rows.calls.push(group.calls);
             rows.errors.push(group.errors);
             rows.latencies.push(latencies);
             for (page, bytes) in group_pages.into_iter().enumerate() {
+                pages.minutes.push(span.minutes());
                 pages.slot.push(slot);
                 pages.part.push(part);
                 pages.page.push(page as i32);
@@ -425,10 +440,11 @@ async fn write_calls(
         }
     }
     sqlx::query(
-        "insert into call_slots (project_id, slot, calls, errors, latencies)
-         select $1, * from unnest($2::timestamptz[], $3::int8[], $4::int8[], $5::bytea[])",
+        "insert into call_slots (project_id, minutes, slot, calls, errors, latencies)
+         select $1, * from unnest($2::int2[], $3::timestamptz[], $4::int8[], $5::int8[], $6::bytea[])",
     )
     .bind(project)
+    .bind(whole.minutes)
     .bind(whole.slot)
     .bind(whole.calls)
     .bind(whole.errors)
@@ -436,11 +452,12 @@ async fn write_calls(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "insert into call_op_slots (project_id, slot, part, op_name, is_root, calls, errors, latencies)
-         select $1, * from unnest($2::timestamptz[], $3::int4[], $4::text[], $5::bool[], $6::int8[], $7::int8[],
-                                  $8::bytea[])",
+        "insert into call_op_slots (project_id, minutes, slot, part, op_name, is_root, calls, errors, latencies)
+         select $1, * from unnest($2::int2[], $3::timestamptz[], $4::int4[], $5::text[], $6::bool[], $7::int8[],
+                                  $8::int8[], $9::bytea[])",
     )
     .bind(project)
+    .bind(per_op.minutes)
     .bind(per_op.slot)
     .bind(per_op.op.0)
     .bind(per_op.op.1)
@@ -451,10 +468,11 @@ async fn write_calls(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "insert into call_latency_pages (project_id, slot, part, page, latencies)
-         select $1, * from unnest($2::timestamptz[], $3::int4[], $4::int4[], $5::bytea[])",
+        "insert into call_latency_pages (project_id, minutes, slot, part, page, latencies)
+         select $1, * from unnest($2::int2[], $3::timestamptz[], $4::int4[], $5::int4[], $6::bytea[])",
     )
     .bind(project)
+    .bind(pages.minutes)
     .bind(pages.slot)
     .bind(pages.part)
     .bind(pages.page)
@@ -549,13 +567,22 @@ fn slot_rows<'a>(
     qb
 }
 
-/// The call rollup rows ([`CallSlot`]) of `range` matching `filter`.
-pub(super) fn call_slots<'a>(project: &'a str, range: Range, filter: &SlotFilter) -> QueryBuilder<'a, Postgres> {
-    slot_rows(
-        ("r.slot, 0 as part, r.calls, r.errors, r.latencies", "r.slot, r.part, r.calls, r.errors, r.latencies"),
+/// The call rollup rows ([`CallSlot`]) of `span` in `range` matching `filter`.
+pub(super) fn call_slots<'a>(
+    project: &'a str,
+    (span, range): (Span, Range),
+    filter: &SlotFilter,
+) -> QueryBuilder<'a, Postgres> {
+    let mut qb = slot_rows(
+        (
+            "r.minutes, r.slot, 0 as part, r.calls, r.errors, r.latencies",
+            "r.minutes, r.slot, r.part, r.calls, r.errors, r.latencies",
+        ),
         ("call_slots", "call_op_slots"),
         project,
         range,
         filter,
-    )
+    );
+    qb.push(" and r.minutes = ").push_bind(span.minutes());
+    qb
 }

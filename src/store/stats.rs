@@ -1,5 +1,5 @@
 //! SQL for `/calls/stats`: stream the counted calls and usage rows (raw) and the 15-minute
-//! slots (rollups) of a read plan into the tallies of `stats::tally`, as rows arrive, so
+//! slots and hours (rollups) of a read plan into the tallies of `stats::tally`, as rows arrive, so
 //! memory holds only what a bucket needs, never the rows.
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -40,8 +40,8 @@ pub async fn tally_calls(
     // One snapshot: the pages read last must be those of the rollup rows read first.
     let mut tx = db.begin().await?;
     sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
-    for &range in &plan.slots {
-        for_each(slots::call_slots(project, range, slot_filter), &mut *tx, |slot| tally.add_slot(slot)).await?;
+    for read in plan.call_spans() {
+        for_each(slots::call_slots(project, read, slot_filter), &mut *tx, |slot| tally.add_slot(slot)).await?;
     }
     for &range in &plan.raw {
         let qb = counted_calls(

@@ -252,7 +252,8 @@ async fn a_request_reads_a_few_stale_slots_raw_and_rebuilds_a_backlog_first(pool
     let answer = app.ok("/calls/stats", request.clone()).await;
     assert_eq!(answer, app.ok("/calls/stats", raw_request.clone()).await);
     assert_eq!(app.count_rows("rollup_dirty").await, 0, "a backlog is rebuilt by the request");
-    assert_eq!(app.count_rows("call_slots").await, 120);
+    assert_eq!(app.count_rows("call_slots where minutes = 15").await, 120);
+    assert_eq!(app.count_rows("call_slots where minutes = 60").await, 30, "and their hours");
 
     // A few new calls leave their slots stale: the request reads them raw and rebuilds nothing.
     send(&app, (7..10).flat_map(|n| spread(format!("late{n}"), n)).collect()).await;
@@ -342,6 +343,9 @@ async fn paged_latencies_answer_every_percentile_exactly_like_the_calls(pool: Pg
     let requests = [
         (T0.to_string(), at(1_800_000), "UTC", 900, json!(null)),
         (T0.to_string(), at(1_800_000), "UTC", 3600, json!(null)),
+        // Whole hours: read from hour rows and their pages.
+        (at(-3_600_000), at(7_200_000), "UTC", 3600, json!(null)),
+        (at(-7_200_000), at(7_200_000), "America/New_York", 86_400, json!({"op_names": [op(2)]})),
         (at(-7_003), at(1_800_000 - 61_000), "America/New_York", 1800, json!(null)),
         (T0.to_string(), at(1_800_000), "Asia/Kathmandu", 2700, json!(null)),
         (T0.to_string(), at(1_800_000), "UTC", 1800, json!({"op_names": [op(2)]})),
@@ -365,6 +369,28 @@ async fn paged_latencies_answer_every_percentile_exactly_like_the_calls(pool: Pg
     same_both_ways().await;
     let pages = app.count_rows("call_latency_pages").await;
     assert!(pages >= 2 * 4 * 2, "whole slots and the busy op's groups are paged ({pages} pages)");
+    let hour_pages = app.count_rows("call_latency_pages where minutes = 60").await;
+    assert!(hour_pages >= 2 * 8, "the hour's whole and busy op groups are paged ({hour_pages} pages)");
+    // The whole-hour requests are served by the hour rows: spoil one hour page and they differ.
+    sqlx::query(
+        "update call_latency_pages set latencies = substring(latencies from 9) || substring(latencies for 8)
+         where minutes = 60 and part = 0",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let request = json!({"project_id": PROJECT, "start": at(-3_600_000), "end": at(7_200_000), "timezone": "UTC",
+                         "granularity": 3600, "call_metrics": latency});
+    let mut raw_request = request.clone();
+    merge(&mut raw_request, json!({"query": everything}));
+    let (spoiled, raw) = (app.post("/calls/stats", request).await, app.ok("/calls/stats", raw_request).await);
+    assert_ne!(spoiled.body, raw, "hour pages are read for whole hours");
+    sqlx::query("insert into rollup_dirty (project_id, slot) select distinct project_id, slot from call_slots")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    same_both_ways().await;
 
     // Late ends, deletes and a new call move values between bins and pages.
     let late: Vec<Value> = (0..2_000)
