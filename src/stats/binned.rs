@@ -2,7 +2,7 @@
 //! 0011, README "How /calls/stats stays fast").
 //!
 //! A rollup group (a slot's calls, or one op's) with more than [`LISTED_MAX`] finished calls
-//! keeps its latencies sorted in pages of [`PAGE_VALUES`], and a summary: count, exact sum,
+//! keeps its latencies sorted in pages (see [`page_ranks`]), and a summary: count, exact sum,
 //! min, max and a histogram, the count per bin (bins ~2% wide, see [`bin`]). To answer a
 //! percentile of a bucket, the histograms of its groups (and the bins of any latencies it has
 //! one by one) are merged to find the bin that holds each wanted rank and how many values lie
@@ -14,8 +14,11 @@ use chrono::{DateTime, Utc};
 
 use super::slots::Span;
 
-/// Latencies per page (8 bytes each: a page row stays inline, under 2 KB).
+/// Latencies per page below the top one (8 bytes each: a page row stays inline, under 2 KB).
 pub const PAGE_VALUES: usize = 240;
+/// Most latencies in a group's top page: 7,200 bytes, so the row (stored plain: inline,
+/// uncompressed) stays within one 8 KB block even with the longest project id.
+const TOP_PAGE_MAX: u64 = 900;
 /// Most latencies a group lists one by one instead of paging them.
 pub const LISTED_MAX: usize = 128;
 /// Mantissa bits a bin keeps: 32 bins per power of two, each at most 1/32 of its lower edge wide.
@@ -35,13 +38,37 @@ pub fn bin(value: f64) -> u32 {
     (key >> (52 - MANTISSA_BITS)) as u32
 }
 
-/// The ranks `[start, end)` that page `page` of a group of `n` sorted latencies holds. Pages
-/// are cut from the top (page 0 holds the largest [`PAGE_VALUES`]) so that the high
-/// percentiles a dashboard asks (p95, p99) mostly share one page.
+/// How many of a group's `n` sorted latencies its top page (page 0) holds: the top 1/16 (so
+/// that p95 and p99, a dashboard's usual pair, share it) but at least [`PAGE_VALUES`] and at
+/// most [`TOP_PAGE_MAX`]; pages below it hold [`PAGE_VALUES`] each. Pages are cut from the top
+/// so that the high percentiles mostly share one page whatever the group's size.
+fn top_page_values(n: u64) -> u64 {
+    n.div_ceil(16).clamp(PAGE_VALUES as u64, TOP_PAGE_MAX).min(n)
+}
+
+/// The ranks `[start, end)` that page `page` of a group of `n` sorted latencies holds.
 pub fn page_ranks(n: u64, page: u64) -> (u64, u64) {
-    let size = PAGE_VALUES as u64;
-    let end = n.saturating_sub(page * size);
-    (end.saturating_sub(size), end)
+    let top = top_page_values(n);
+    if page == 0 {
+        return (n - top, n);
+    }
+    let end = (n - top).saturating_sub((page - 1) * PAGE_VALUES as u64);
+    (end.saturating_sub(PAGE_VALUES as u64), end)
+}
+
+/// The page of a group of `n` sorted latencies that holds rank `rank` (< n).
+fn page_holding(n: u64, rank: u64) -> u64 {
+    let (top, below_top) = (top_page_values(n), n - 1 - rank);
+    match below_top.checked_sub(top) {
+        None => 0,
+        Some(under) => 1 + under / PAGE_VALUES as u64,
+    }
+}
+
+/// A group's sorted latencies cut into its pages, page 0 first (see [`page_ranks`]).
+pub fn pages(sorted: &[f64]) -> impl Iterator<Item = &[f64]> {
+    let (rest, top) = sorted.split_at(sorted.len() - top_page_values(sorted.len() as u64) as usize);
+    std::iter::once(top).filter(|page| !page.is_empty()).chain(rest.rchunks(PAGE_VALUES))
 }
 
 /// A paged group's latencies, as its rollup row keeps them.
@@ -139,9 +166,7 @@ impl Binned {
                 let Some(&(b, count)) = bins.get(j) else { break };
                 if b == wanted.bin {
                     let (from, to) = (before, before + count);
-                    let size = PAGE_VALUES as u64;
-                    // Pages count from the top (see `page_ranks`): page k ends 240·k below it.
-                    for page in (n - to) / size..=(n - 1 - from) / size {
+                    for page in page_holding(n, to - 1)..=page_holding(n, from) {
                         let (start, end) = page_ranks(n, page);
                         let first = from.max(start) - start;
                         let count = to.min(end) - start - first;
@@ -283,7 +308,8 @@ mod tests {
             let group_count = 1 + (next() % 5) as usize;
             let mut groups = Vec::new();
             for _ in 0..group_count {
-                let n = 1 + (next() % 1_000) as usize;
+                // Some groups large enough for a top page past 240 values.
+                let n = 1 + (next() % if round % 5 == 4 { 20_000 } else { 1_000 }) as usize;
                 // Few distinct values in some rounds (ties across pages and bins), spread in others.
                 let mut values: Vec<f64> = (0..n)
                     .map(|_| match round % 3 {
@@ -318,6 +344,30 @@ mod tests {
         // 500 values: page 0 holds ranks 260..500, page 1 ranks 20..260.
         assert_eq!(pages, vec![PageSlice { span: Span::Hour, slot: t, part: 0, page: 1, first: 228, count: 4 }]);
         assert_eq!(binned.resolve(&[]), None, "no page was read");
+    }
+
+    #[test]
+    fn pages_cut_from_the_top_hold_the_ranks_page_ranks_gives_and_page_holding_finds() {
+        for n in [1usize, 129, 239, 240, 241, 3_839, 3_841, 5_000, 14_003, 14_400, 20_000] {
+            let sorted: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let mut end = n as u64;
+            for (k, page) in pages(&sorted).enumerate() {
+                let (start, stop) = page_ranks(n as u64, k as u64);
+                assert_eq!(stop, end, "n {n} page {k} is contiguous with the one above");
+                assert_eq!(page, &sorted[start as usize..stop as usize], "n {n} page {k}");
+                assert!(page.len() <= 900 && (k == 0 || page.len() <= PAGE_VALUES), "n {n} page {k}");
+                for rank in start..stop {
+                    assert_eq!(page_holding(n as u64, rank), k as u64, "n {n} rank {rank}");
+                }
+                end = start;
+            }
+            assert_eq!(end, 0, "n {n}: the pages hold every value");
+            // p95 and p99 (both ranks percentile_cont interpolates between) share the top page.
+            let top = page_ranks(n as u64, 0).0;
+            if n <= 14_400 {
+                assert!(((n - 1) as f64 * 0.95).floor() as u64 >= top, "n {n}");
+            }
+        }
     }
 
     #[test]

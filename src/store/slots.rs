@@ -6,8 +6,8 @@
 //! bytes, or (1, past `binned::LISTED_MAX` of them) their summary: count, sum in µs (zigzag),
 //! min and max (8 bytes each), counts of exact zeros and ones, and the histogram (a count of
 //! bins, then per bin its distance from the previous one and its count); the latencies
-//! themselves, sorted, are in `call_latency_pages` (`binned::PAGE_VALUES` a row, 8 bytes each,
-//! cut from the top: see `binned::page_ranks`).
+//! themselves, sorted, are in `call_latency_pages` (8 bytes each, cut into rows from the top:
+//! see `binned::page_ranks`).
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter::{push_name_match, SlotFilter};
 use super::packed::{floats, put, put_f64, put_floats, put_signed_wide, take, take_f64, take_signed_wide};
-use crate::stats::binned::{PageSlice, Summary, LISTED_MAX, PAGE_VALUES};
+use crate::stats::binned::{self, PageSlice, Summary, LISTED_MAX};
 use crate::stats::runs::RunSlots;
 use crate::stats::slots::{all_time, whole_hours, Range, Span};
 use crate::stats::tally::{
@@ -67,7 +67,7 @@ fn encode_latencies(sorted: &[f64]) -> (Vec<u8>, Vec<Vec<u8>>) {
         previous = bin;
     }
     // Page k holds `binned::page_ranks(n, k)`: cut from the top.
-    let pages = sorted.rchunks(PAGE_VALUES).map(|page| {
+    let pages = binned::pages(sorted).map(|page| {
         let mut bytes = Vec::with_capacity(8 * page.len());
         put_floats(&mut bytes, page);
         bytes
