@@ -3,8 +3,6 @@
 -- zone on whole hours, at hourly or longer buckets) reads its whole hours from these rows and
 -- their latency pages: a quarter of the rows, histograms and page reads. `minutes` is 15 for a
 -- quarter hour's row, 60 for an hour's; an hour's rows are rebuilt with its four quarters.
--- A group's top page now holds its top 1/16 (240 to 900 latencies), so that p95 and p99 share
--- it in an hour of up to ~14,000 calls (stats::binned::page_ranks).
 --
 -- Emptied and marked dirty for the server to rebuild, as in 0011.
 truncate call_slots, call_op_slots, call_latency_pages;

@@ -340,13 +340,15 @@ async fn run_stats(
         for &range in &read.slots {
             for project in &projects {
                 let mut pricing = SlotPricing::new(&books[project.as_str()]);
+                // Stop as soon as the limit is passed: the answer keeps every run's values.
                 run_slots::for_each(&state.db, project.as_str(), range, filter, |slot| {
                     answer.add_slot(slot, &mut pricing);
+                    answer.run_count() <= max_runs as u64
                 })
                 .await?;
-            }
-            if answer.run_count() > max_runs as u64 {
-                return Err(too_many_runs(max_runs));
+                if answer.run_count() > max_runs as u64 {
+                    return Err(too_many_runs(max_runs));
+                }
             }
         }
         if plan.query.with_feedback {

@@ -14,11 +14,9 @@ use chrono::{DateTime, Utc};
 
 use super::slots::Span;
 
-/// Latencies per page below the top one (8 bytes each: a page row stays inline, under 2 KB).
+/// Latencies per page (8 bytes each: a page row stays inline, under 2 KB; larger pages, tried
+/// for an hour's top 1/16, each fill a block of their own and read slower than the extra page).
 pub const PAGE_VALUES: usize = 240;
-/// Most latencies in a group's top page: 7,200 bytes, so the row (stored plain: inline,
-/// uncompressed) stays within one 8 KB block even with the longest project id.
-const TOP_PAGE_MAX: u64 = 900;
 /// Most latencies a group lists one by one instead of paging them.
 pub const LISTED_MAX: usize = 128;
 /// Mantissa bits a bin keeps: 32 bins per power of two, each at most 1/32 of its lower edge wide.
@@ -38,37 +36,23 @@ pub fn bin(value: f64) -> u32 {
     (key >> (52 - MANTISSA_BITS)) as u32
 }
 
-/// How many of a group's `n` sorted latencies its top page (page 0) holds: the top 1/16 (so
-/// that p95 and p99, a dashboard's usual pair, share it) but at least [`PAGE_VALUES`] and at
-/// most [`TOP_PAGE_MAX`]; pages below it hold [`PAGE_VALUES`] each. Pages are cut from the top
-/// so that the high percentiles mostly share one page whatever the group's size.
-fn top_page_values(n: u64) -> u64 {
-    n.div_ceil(16).clamp(PAGE_VALUES as u64, TOP_PAGE_MAX).min(n)
-}
-
-/// The ranks `[start, end)` that page `page` of a group of `n` sorted latencies holds.
+/// The ranks `[start, end)` that page `page` of a group of `n` sorted latencies holds. Pages
+/// are cut from the top (page 0 holds the largest [`PAGE_VALUES`]) so that the high
+/// percentiles a dashboard asks (p95, p99) mostly share one page.
 pub fn page_ranks(n: u64, page: u64) -> (u64, u64) {
-    let top = top_page_values(n);
-    if page == 0 {
-        return (n - top, n);
-    }
-    let end = (n - top).saturating_sub((page - 1) * PAGE_VALUES as u64);
-    (end.saturating_sub(PAGE_VALUES as u64), end)
+    let size = PAGE_VALUES as u64;
+    let end = n.saturating_sub(page * size);
+    (end.saturating_sub(size), end)
 }
 
 /// The page of a group of `n` sorted latencies that holds rank `rank` (< n).
 fn page_holding(n: u64, rank: u64) -> u64 {
-    let (top, below_top) = (top_page_values(n), n - 1 - rank);
-    match below_top.checked_sub(top) {
-        None => 0,
-        Some(under) => 1 + under / PAGE_VALUES as u64,
-    }
+    (n - 1 - rank) / PAGE_VALUES as u64
 }
 
 /// A group's sorted latencies cut into its pages, page 0 first (see [`page_ranks`]).
 pub fn pages(sorted: &[f64]) -> impl Iterator<Item = &[f64]> {
-    let (rest, top) = sorted.split_at(sorted.len() - top_page_values(sorted.len() as u64) as usize);
-    std::iter::once(top).filter(|page| !page.is_empty()).chain(rest.rchunks(PAGE_VALUES))
+    sorted.rchunks(PAGE_VALUES)
 }
 
 /// A paged group's latencies, as its rollup row keeps them.
@@ -355,7 +339,7 @@ mod tests {
                 let (start, stop) = page_ranks(n as u64, k as u64);
                 assert_eq!(stop, end, "n {n} page {k} is contiguous with the one above");
                 assert_eq!(page, &sorted[start as usize..stop as usize], "n {n} page {k}");
-                assert!(page.len() <= 900 && (k == 0 || page.len() <= PAGE_VALUES), "n {n} page {k}");
+                assert!(page.len() <= PAGE_VALUES, "n {n} page {k}");
                 for rank in start..stop {
                     assert_eq!(page_holding(n as u64, rank), k as u64, "n {n} rank {rank}");
                 }
@@ -364,7 +348,7 @@ mod tests {
             assert_eq!(end, 0, "n {n}: the pages hold every value");
             // p95 and p99 (both ranks percentile_cont interpolates between) share the top page.
             let top = page_ranks(n as u64, 0).0;
-            if n <= 14_400 {
+            if n <= 4_000 {
                 assert!(((n - 1) as f64 * 0.95).floor() as u64 >= top, "n {n}");
             }
         }

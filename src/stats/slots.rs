@@ -206,8 +206,7 @@ fn is_slot_start(t: DateTime<Utc>) -> bool {
 
 /// The start of the slot holding `t`.
 pub fn floor(t: DateTime<Utc>) -> DateTime<Utc> {
-    let seconds = t.timestamp().div_euclid(SLOT_SECONDS) * SLOT_SECONDS;
-    DateTime::from_timestamp(seconds, 0).unwrap_or(t)
+    Span::Quarter.floor(t)
 }
 
 /// The first slot start at or after `t`.

@@ -51,14 +51,15 @@ pub(super) async fn write(tx: &mut PgConnection, project: &str, runs: RunSlots) 
     Ok(())
 }
 
-/// Feed the rollup groups of `range` matching `filter` to `each`, as they arrive.
+/// Feed the rollup groups of `range` matching `filter` to `each`, as they arrive, until it
+/// returns false.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn for_each(
     db: &PgPool,
     project: &str,
     (from, to): Range,
     filter: &RunSlotFilter,
-    mut each: impl FnMut(&RunSlot),
+    mut each: impl FnMut(&RunSlot) -> bool,
 ) -> Result<(), sqlx::Error> {
     let mut rows = sqlx::query_as::<_, (DateTime<Utc>, Vec<u8>)>(
         "select slot, groups from run_slots where project_id = $1 and slot >= $2 and slot < $3",
@@ -75,8 +76,8 @@ pub async fn for_each(
         decode_models(&mut bytes, &mut group.models).ok_or_else(malformed)?;
         while !bytes.is_empty() {
             decode_group(&mut bytes, &mut group).ok_or_else(malformed)?;
-            if filter.matches(&group) {
-                each(&group);
+            if filter.matches(&group) && !each(&group) {
+                return Ok(());
             }
         }
     }

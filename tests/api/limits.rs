@@ -188,3 +188,33 @@ async fn answers_carry_safety_headers_and_unfit_request_ids_are_replaced(pool: P
     let reply = app.call(twice).await;
     assert_eq!(reply.status, 400, "{}", reply.text);
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn run_statistics_over_more_runs_than_the_values_budget_are_413_from_rollups_and_from_runs(pool: PgPool) {
+    let limits = Limits { stats_max_values: 3, ..Limits::default() };
+    let app = TestApp::with_settings(pool, Settings { limits, ..Settings::default() }).await;
+    let run = |i: u32| {
+        let id = format!("r{i}");
+        let (started, ended) = (format!("2025-01-15T11:00:0{i}Z"), format!("2025-01-15T11:00:0{}Z", i + 1));
+        (start(&id, &started, json!({})), Some(end(&id, &ended, json!({}))))
+    };
+    // Whole days: the run rollups answer; a ragged start: the runs are read one by one.
+    let whole = json!({"session": [PROJECT], "select": ["run_count"],
+                       "start_time": "2025-01-15T00:00:00Z", "end_time": "2025-01-16T00:00:00Z"});
+    let ragged = json!({"session": [PROJECT], "select": ["run_count"],
+                        "start_time": "2025-01-15T10:59:59.5Z", "end_time": "2025-01-16T00:00:00Z"});
+    ingest(&app, (0..3).map(run).collect()).await;
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    for body in [&whole, &ragged] {
+        let reply = app.post("/api/v1/runs/stats", body.clone()).await;
+        assert_eq!((reply.status.as_u16(), &reply.body["run_count"]), (200, &json!(3)), "{body}: {}", reply.text);
+    }
+    ingest(&app, vec![run(3)]).await;
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    for body in [&whole, &ragged] {
+        let reply = app.post("/api/v1/runs/stats", body.clone()).await;
+        assert_eq!(reply.status, 413, "{body}: {}", reply.text);
+        assert!(reply.body["reason"].as_str().unwrap().contains("runs match"), "{}", reply.text);
+    }
+    healthy(&app).await;
+}
