@@ -1,5 +1,5 @@
 //! Per-bucket tallies for `/calls/stats` (API.md §4.5, §4.6): the store feeds them calls and
-//! usage rows (raw) or 15-minute slots (rollups) as they stream in, and they render the
+//! usage rows (raw) or 15-minute slots and hours (rollups) as they stream in, and they render the
 //! response's bucket objects. Pure: no SQL, no HTTP.
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,7 +67,7 @@ impl UsageMetric {
     }
 }
 
-/// One slot's calls (of one op and root-ness, or all of them).
+/// One slot's (or, by `span`, one hour's) calls, of one op and root-ness or all of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSlot {
     pub span: Span,
@@ -105,7 +105,7 @@ impl CallGroup {
     }
 }
 
-/// The call rollups of one slot's calls (the rows of `call_slots` and `call_op_slots`): whole,
+/// The call rollups of one slot's (or hour's) calls (the rows of `call_slots` and `call_op_slots`): whole,
 /// and per (op, root-ness), in the order their parts are numbered (1..).
 #[derive(Debug, Default)]
 pub struct CallRollup {
