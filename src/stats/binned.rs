@@ -110,11 +110,20 @@ struct Wanted {
     below: u64,
 }
 
+/// A paged group of a bucket: where its pages are, and its histogram.
+#[derive(Debug)]
+struct PagedGroup {
+    span: Span,
+    slot: DateTime<Utc>,
+    part: i32,
+    bins: Vec<(u32, u64)>,
+}
+
 /// One bucket's percentiles of latencies from paged groups: their histograms, then the values
 /// of the wanted bins as pages arrive.
 #[derive(Debug, Default)]
 pub struct Binned {
-    groups: Vec<(Span, DateTime<Utc>, i32, Vec<(u32, u64)>)>,
+    groups: Vec<PagedGroup>,
     /// The ranks asked (ascending), and the bins that hold them.
     ranks: Vec<usize>,
     wanted: Vec<Wanted>,
@@ -129,7 +138,7 @@ impl Binned {
 
     /// A paged group of this bucket, by its span, slot, part and histogram.
     pub fn add_group(&mut self, span: Span, slot: DateTime<Utc>, part: i32, bins: Vec<(u32, u64)>) {
-        self.groups.push((span, slot, part, bins));
+        self.groups.push(PagedGroup { span, slot, part, bins });
     }
 
     /// Find the bins holding `ranks` (ascending) among the groups' values and `listed`, and
@@ -137,7 +146,7 @@ impl Binned {
     pub fn pages(&mut self, listed: &[f64], ranks: Vec<usize>, pages: &mut Vec<PageSlice>) {
         self.wanted = wanted_bins(&self.groups, listed, &ranks);
         self.ranks = ranks;
-        for (span, slot, part, bins) in &self.groups {
+        for PagedGroup { span, slot, part, bins } in &self.groups {
             let n: u64 = bins.iter().map(|&(_, count)| count).sum();
             let group_start = pages.len();
             // Ranks inside the group of each wanted bin's values, from its running count.
@@ -213,8 +222,8 @@ impl Binned {
 }
 
 /// The bins holding `ranks` (ascending) among the values of `groups` and `listed`.
-fn wanted_bins(groups: &[(Span, DateTime<Utc>, i32, Vec<(u32, u64)>)], listed: &[f64], ranks: &[usize]) -> Vec<Wanted> {
-    let bins = || groups.iter().flat_map(|(.., bins)| bins.iter().copied()).chain(listed.iter().map(|&v| (bin(v), 1)));
+fn wanted_bins(groups: &[PagedGroup], listed: &[f64], ranks: &[usize]) -> Vec<Wanted> {
+    let bins = || groups.iter().flat_map(|group| group.bins.iter().copied()).chain(listed.iter().map(|&v| (bin(v), 1)));
     let (Some(low), Some(high)) = (bins().map(|(b, _)| b).min(), bins().map(|(b, _)| b).max()) else {
         return Vec::new();
     };
@@ -292,7 +301,7 @@ mod tests {
             let group_count = 1 + (next() % 5) as usize;
             let mut groups = Vec::new();
             for _ in 0..group_count {
-                // Some groups large enough for a top page past 240 values.
+                // Some groups of many pages, as an hour holds at 10M calls (~14,000).
                 let n = 1 + (next() % if round % 5 == 4 { 20_000 } else { 1_000 }) as usize;
                 // Few distinct values in some rounds (ties across pages and bins), spread in others.
                 let mut values: Vec<f64> = (0..n)

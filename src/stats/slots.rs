@@ -38,13 +38,31 @@ impl Span {
         }
     }
 
-    /// The start of the span holding `t`.
-    pub fn floor(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let seconds = match self {
+    fn seconds(self) -> i64 {
+        match self {
             Self::Quarter => SLOT_SECONDS,
             Self::Hour => HOUR_SECONDS,
-        };
+        }
+    }
+
+    /// The start of the span holding `t`.
+    pub fn floor(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let seconds = self.seconds();
         DateTime::from_timestamp(t.timestamp().div_euclid(seconds) * seconds, 0).unwrap_or(t)
+    }
+
+    /// Whether a span starts at `t`.
+    fn starts(self, t: DateTime<Utc>) -> bool {
+        self.floor(t) == t
+    }
+
+    /// The first span start at or after `t`.
+    fn ceil(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        if self.starts(t) {
+            t
+        } else {
+            self.floor(t) + TimeDelta::seconds(self.seconds())
+        }
     }
 }
 
@@ -81,14 +99,14 @@ pub fn split(grid: &BucketGrid, start: DateTime<Utc>, end: DateTime<Utc>) -> Opt
     let split = split_window(start, end)?;
     let (first, last) = split.slots;
     let inside: Vec<DateTime<Utc>> = grid.instants().iter().copied().filter(|t| first < *t && *t < last).collect();
-    let hours = inside.iter().all(|t| Span::Hour.floor(*t) == *t);
-    inside.iter().all(|t| is_slot_start(*t)).then_some(Split { hours, ..split })
+    let hours = inside.iter().all(|t| Span::Hour.starts(*t));
+    inside.iter().all(|t| Span::Quarter.starts(*t)).then_some(Split { hours, ..split })
 }
 
 /// Cut `[start, end)` into its whole slots and the partial ones at its edges, or None when it
 /// holds no whole slot.
 pub fn split_window(start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Split> {
-    let (first, last) = (ceil(start), floor(end));
+    let (first, last) = (Span::Quarter.ceil(start), floor(end));
     if first >= last {
         return None;
     }
@@ -137,8 +155,7 @@ impl Plan {
     pub fn call_spans(&self) -> Vec<(Span, Range)> {
         let mut reads = Vec::new();
         for &(from, to) in &self.slots {
-            let first_hour = Span::Hour.floor(from + TimeDelta::seconds(HOUR_SECONDS - 1));
-            let last_hour = Span::Hour.floor(to);
+            let (first_hour, last_hour) = (Span::Hour.ceil(from), Span::Hour.floor(to));
             if !self.hours || first_hour >= last_hour {
                 reads.push((Span::Quarter, (from, to)));
                 continue;
@@ -159,7 +176,7 @@ impl Plan {
     /// The same plan with every slot that holds one of `instants` strictly inside it read raw
     /// instead (a price that takes effect mid-slot: the slot's sums mix two prices).
     pub fn without(&self, instants: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
-        self.without_slots(instants.into_iter().filter(|t| !is_slot_start(*t)).map(floor))
+        self.without_slots(instants.into_iter().filter(|t| !Span::Quarter.starts(*t)).map(floor))
     }
 
     /// The same plan with the slots starting at `slots` read raw instead (adjacent ones as one
@@ -200,22 +217,9 @@ pub fn slot_end(slot: DateTime<Utc>) -> DateTime<Utc> {
     slot + TimeDelta::seconds(SLOT_SECONDS)
 }
 
-fn is_slot_start(t: DateTime<Utc>) -> bool {
-    t.timestamp_subsec_micros() == 0 && t.timestamp().rem_euclid(SLOT_SECONDS) == 0
-}
-
 /// The start of the slot holding `t`.
 pub fn floor(t: DateTime<Utc>) -> DateTime<Utc> {
     Span::Quarter.floor(t)
-}
-
-/// The first slot start at or after `t`.
-fn ceil(t: DateTime<Utc>) -> DateTime<Utc> {
-    if is_slot_start(t) {
-        t
-    } else {
-        slot_end(floor(t))
-    }
 }
 
 #[cfg(test)]

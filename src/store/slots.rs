@@ -333,7 +333,8 @@ pub async fn refresh_everything(db: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(rebuilt)
 }
 
-/// Consume the marks of `slots` and rebuild their rollups, in one transaction.
+/// Consume the marks of `slots` (whole hours: callers pass chunks of [`whole_hours`]) and
+/// rebuild their rollups, in one transaction.
 async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("select pg_advisory_xact_lock(hashtextextended('weave rollups ' || $1, 0))")
@@ -343,14 +344,15 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     let marked: Vec<DateTime<Utc>> =
         sqlx::query_scalar("delete from rollup_dirty where project_id = $1 and slot = any($2) returning slot")
             .bind(project)
-            .bind(whole_hours(slots))
+            .bind(slots)
             .fetch_all(&mut *tx)
             .await?;
     if marked.is_empty() {
         // Another refresh got there first.
         return tx.commit().await;
     }
-    // An hour's rollups are built from all four of its slots.
+    // An hour's rollups are built from all four of its slots (another refresh may have
+    // consumed some of the marks).
     let slots = whole_hours(&marked);
     for table in &ROLLUP_TABLES[1..] {
         sqlx::query(&format!("delete from {table} where project_id = $1 and slot = any($2)"))

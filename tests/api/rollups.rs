@@ -371,7 +371,8 @@ async fn paged_latencies_answer_every_percentile_exactly_like_the_calls(pool: Pg
     assert!(pages >= 2 * 4 * 2, "whole slots and the busy op's groups are paged ({pages} pages)");
     let hour_pages = app.count_rows("call_latency_pages where minutes = 60").await;
     assert!(hour_pages >= 2 * 8, "the hour's whole and busy op groups are paged ({hour_pages} pages)");
-    // The whole-hour requests are served by the hour rows: spoil one hour page and they differ.
+    // The whole-hour requests are served by the hour rows: spoil the pages of the hours' whole
+    // groups and they differ.
     sqlx::query(
         "update call_latency_pages set latencies = substring(latencies from 9) || substring(latencies for 8)
          where minutes = 60 and part = 0",
