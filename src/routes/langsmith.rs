@@ -17,6 +17,7 @@ use crate::domain::{bounded_list, ProjectId, Timestamp};
 use crate::error::{ApiError, Result, ValidationDetail};
 use crate::state::AppState;
 use crate::stats::runs::{self as run_stats, Answer, Grouping, RunCost, SlotGroup, SlotPricing};
+use crate::stats::slots::Range;
 use crate::store::prices as prices_store;
 use crate::store::projects::{self, ProjectRow};
 use crate::store::run_slots::{self, RunSlotFilter};
@@ -337,6 +338,7 @@ async fn run_stats(
             stale.extend(slots_store::stale_or_refresh(&state.db, project.as_str(), span).await?);
         }
         read = read.without_slots(stale);
+        refuse_early(&state, &projects, &read.slots, filter, max_runs as u64).await?;
         for &range in &read.slots {
             for project in &projects {
                 let mut pricing = SlotPricing::new(&books[project.as_str()]);
@@ -379,6 +381,39 @@ async fn run_stats(
         }
     }
     Ok(Json(Value::Object(answer.render(&plan.selected))))
+}
+
+/// Refuse a request whose rollup ranges hold more than `max_runs` matching runs before
+/// reading their values (the answer would hold them all first: ~250 MB at 2M runs). The
+/// rollups' run counts bound it cheaply; only a bound over the limit costs a count of the
+/// matching groups.
+async fn refuse_early(
+    state: &AppState,
+    projects: &[ProjectId],
+    ranges: &[Range],
+    filter: &RunSlotFilter,
+    max_runs: u64,
+) -> Result<()> {
+    let mut bound = Some(0u64);
+    for &range in ranges {
+        for project in projects {
+            let runs = run_slots::runs_at_most(&state.db, project.as_str(), range).await?;
+            bound = bound.zip(runs).map(|(a, b)| a.saturating_add(b));
+        }
+    }
+    if bound.is_some_and(|n| n <= max_runs) {
+        return Ok(());
+    }
+    let mut runs = 0u64;
+    for &range in ranges {
+        for project in projects {
+            runs += run_slots::count(&state.db, project.as_str(), range, filter, max_runs - runs).await?;
+            if runs > max_runs {
+                return Err(too_many_runs(max_runs as usize));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn too_many_runs(max_runs: usize) -> ApiError {

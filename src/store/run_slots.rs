@@ -8,6 +8,8 @@
 //! then the runs with usage (a count, then per run its row count and per row the model's
 //! index and the input, output, total, cache-read and cache-creation tokens). Run statistics
 //! use no request counts (they read back as 0). The benchmark's million runs take ~13 MB.
+//! `runs` (migration 0013) is the slot's run count, so a request can be refused before any
+//! of it is decoded.
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use sqlx::{PgConnection, PgPool};
@@ -38,17 +40,73 @@ impl RunSlotFilter {
 #[tracing::instrument(level = "debug", skip_all)]
 pub(super) async fn write(tx: &mut PgConnection, project: &str, runs: RunSlots) -> Result<(), sqlx::Error> {
     let rolled = runs.finish();
-    let (starts, packed): (Vec<DateTime<Utc>>, Vec<Vec<u8>>) =
-        rolled.chunk_by(|a, b| a.slot == b.slot).map(|groups| (groups[0].slot, encode(groups))).unzip();
+    let mut starts = Vec::new();
+    let mut counts = Vec::new();
+    let mut packed = Vec::new();
+    for groups in rolled.chunk_by(|a, b| a.slot == b.slot) {
+        starts.push(groups[0].slot);
+        counts.push(groups.iter().map(|g| g.runs as i64).sum::<i64>());
+        packed.push(encode(groups));
+    }
     sqlx::query(
-        "insert into run_slots (project_id, slot, groups) select $1, * from unnest($2::timestamptz[], $3::bytea[])",
+        "insert into run_slots (project_id, slot, runs, groups)
+         select $1, * from unnest($2::timestamptz[], $3::int8[], $4::bytea[])",
     )
     .bind(project)
     .bind(starts)
+    .bind(counts)
     .bind(packed)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// The runs the rollups of `range` hold, whatever their group; None when a row predates
+/// migration 0013's count.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn runs_at_most(db: &PgPool, project: &str, (from, to): Range) -> Result<Option<u64>, sqlx::Error> {
+    let (runs, uncounted): (Option<i64>, i64) = sqlx::query_as(
+        "select sum(runs)::int8, count(*) filter (where runs is null)
+         from run_slots where project_id = $1 and slot >= $2 and slot < $3",
+    )
+    .bind(project)
+    .bind(from)
+    .bind(to)
+    .fetch_one(db)
+    .await?;
+    Ok((uncounted == 0).then(|| runs.unwrap_or_default().max(0) as u64))
+}
+
+/// The runs of the rollup groups of `range` matching `filter`, counted from the groups'
+/// headers without keeping their values; the count stops once it passes `above`.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn count(
+    db: &PgPool,
+    project: &str,
+    (from, to): Range,
+    filter: &RunSlotFilter,
+    above: u64,
+) -> Result<u64, sqlx::Error> {
+    let mut rows = sqlx::query_scalar::<_, Vec<u8>>(
+        "select groups from run_slots where project_id = $1 and slot >= $2 and slot < $3",
+    )
+    .bind(project)
+    .bind(from)
+    .bind(to)
+    .fetch(db);
+    let mut group = RunSlot::empty(DateTime::UNIX_EPOCH);
+    let mut runs = 0u64;
+    while let Some(packed) = rows.try_next().await? {
+        runs += count_groups(&packed, filter, &mut group).ok_or_else(malformed)?;
+        if runs > above {
+            break;
+        }
+    }
+    Ok(runs)
+}
+
+fn malformed() -> sqlx::Error {
+    sqlx::Error::Decode("run_slots.groups is malformed".into())
 }
 
 /// Feed the rollup groups of `range` matching `filter` to `each`, as they arrive, until it
@@ -69,7 +127,6 @@ pub async fn for_each(
     .bind(to)
     .fetch(db);
     let mut group = RunSlot::empty(DateTime::UNIX_EPOCH);
-    let malformed = || sqlx::Error::Decode("run_slots.groups is malformed".into());
     while let Some((slot, packed)) = rows.try_next().await? {
         let mut bytes = packed.as_slice();
         group.slot = slot;
@@ -163,15 +220,48 @@ fn decode_models(bytes: &mut &[u8], models: &mut Vec<String>) -> Option<()> {
     Some(())
 }
 
-/// Read the next group of a slot into `group` (its buffers reused, its slot and models
-/// already set); None if malformed.
-fn decode_group(bytes: &mut &[u8], group: &mut RunSlot) -> Option<()> {
+/// The runs of one slot's groups (`packed`, its `groups` column) matching `filter`, read
+/// from their headers into `group` (a buffer); None if malformed.
+fn count_groups(packed: &[u8], filter: &RunSlotFilter, group: &mut RunSlot) -> Option<u64> {
+    let mut bytes = packed;
+    for _ in 0..take(&mut bytes)? {
+        take_str(&mut bytes, &mut group.name)?;
+    }
+    let mut runs = 0u64;
+    while !bytes.is_empty() {
+        decode_header(&mut bytes, group)?;
+        if filter.matches(group) {
+            runs = runs.saturating_add(group.runs);
+        }
+        let latencies = take(&mut bytes)?;
+        if take(&mut bytes)? == 0 {
+            (0..latencies).try_for_each(|_| take(&mut bytes).map(drop))?;
+        } else {
+            bytes = bytes.get(usize::try_from(latencies).ok()?.checked_mul(8)?..)?;
+        }
+        for _ in 0..take(&mut bytes)? {
+            // Each usage row: the model's index and five counters.
+            (0..take(&mut bytes)?.checked_mul(6)?).try_for_each(|_| take(&mut bytes).map(drop))?;
+        }
+    }
+    Some(runs)
+}
+
+/// Read a group's name, run type, root-ness, status, runs and last start into `group`.
+fn decode_header(bytes: &mut &[u8], group: &mut RunSlot) -> Option<()> {
     take_str(bytes, &mut group.name)?;
     take_str(bytes, &mut group.run_type)?;
     group.is_root = take(bytes)? == 1;
     take_str(bytes, &mut group.status)?;
     group.runs = take(bytes)?;
     group.last_start = DateTime::from_timestamp_micros(unzigzag(take(bytes)?))?;
+    Some(())
+}
+
+/// Read the next group of a slot into `group` (its buffers reused, its slot and models
+/// already set); None if malformed.
+fn decode_group(bytes: &mut &[u8], group: &mut RunSlot) -> Option<()> {
+    decode_header(bytes, group)?;
     let latencies = usize::try_from(take(bytes)?).ok().filter(|&n| n <= bytes.len())?;
     group.latencies_ms.clear();
     if take(bytes)? == 0 {
@@ -251,6 +341,34 @@ mod tests {
     }
 
     #[test]
+    fn counting_a_slot_from_its_headers_agrees_with_decoding_every_group() {
+        let mut groups = vec![
+            group("a", vec![1, 2], vec![(0, Counters::default()); 3]),
+            RunSlot { runs: 40, is_root: true, status: "error".into(), ..group("b", vec![], vec![]) },
+            RunSlot {
+                runs: 7,
+                run_type: "chain".into(),
+                latencies_ms: vec![0.1 + 0.2; 7],
+                ..group("c", vec![], vec![])
+            },
+        ];
+        groups[0].runs = 5;
+        let packed = encode(&groups);
+        let filters = [
+            RunSlotFilter::default(),
+            RunSlotFilter { run_type: Some("llm".into()), ..Default::default() },
+            RunSlotFilter { error: Some(true), ..Default::default() },
+            RunSlotFilter { is_root: Some(false), ..Default::default() },
+            RunSlotFilter { run_type: Some("tool".into()), ..Default::default() },
+        ];
+        for filter in filters {
+            let expected: u64 = groups.iter().filter(|g| filter.matches(g)).map(|g| g.runs).sum();
+            let mut buffer = RunSlot::empty(DateTime::UNIX_EPOCH);
+            assert_eq!(count_groups(&packed, &filter, &mut buffer), Some(expected), "{filter:?}");
+        }
+    }
+
+    #[test]
     fn groups_round_trip_through_their_packed_form_including_extreme_counts() {
         let counters = |input: i64, output: i64| Counters {
             requests: 0,
@@ -284,6 +402,7 @@ mod tests {
         decode_group(&mut cut, &mut back).unwrap();
         decode_group(&mut cut, &mut back).unwrap();
         assert!(decode_group(&mut cut, &mut back).is_none(), "a cut group is refused");
+        assert!(count_groups(&packed[..packed.len() - 1], &RunSlotFilter::default(), &mut back).is_none());
         assert_eq!(exact_micros(1044.702), Some(1_044_702));
         assert_eq!(exact_micros(0.1 + 0.2), None, "not a whole number of microseconds");
     }

@@ -216,5 +216,18 @@ async fn run_statistics_over_more_runs_than_the_values_budget_are_413_from_rollu
         assert_eq!(reply.status, 413, "{body}: {}", reply.text);
         assert!(reply.body["reason"].as_str().unwrap().contains("runs match"), "{}", reply.text);
     }
+    // Over the limit in all, within it once filtered: the runs are counted, then answered.
+    let roots = json!({"session": [PROJECT], "select": ["run_count"], "is_root": false,
+                       "start_time": "2025-01-15T00:00:00Z", "end_time": "2025-01-16T00:00:00Z"});
+    // Rollup rows written before migration 0013 carry no run count: they are counted too.
+    for uncounted in [false, true] {
+        if uncounted {
+            sqlx::query("update run_slots set runs = null").execute(&app.pool).await.unwrap();
+        }
+        let reply = app.post("/api/v1/runs/stats", whole.clone()).await;
+        assert_eq!(reply.status, 413, "uncounted {uncounted}: {}", reply.text);
+        let reply = app.post("/api/v1/runs/stats", roots.clone()).await;
+        assert_eq!((reply.status.as_u16(), &reply.body["run_count"]), (200, &json!(0)), "{}", reply.text);
+    }
     healthy(&app).await;
 }
