@@ -27,8 +27,8 @@ impl UsageTotals {
 pub type UsageMap = BTreeMap<String, UsageTotals>;
 
 /// Roll usage up the parent links of `calls` (`(id, parent_id)` pairs). `own` holds each
-/// call's own usage by id. Returns every call's total, in the order of `calls`.
-pub fn subtree_totals(calls: &[(&str, Option<&str>)], mut own: HashMap<String, UsageMap>) -> Vec<UsageMap> {
+/// call's own usage, in the order of `calls`. Returns every call's total, in that order.
+pub fn subtree_totals(calls: &[(&str, Option<&str>)], own: Vec<UsageMap>) -> Vec<UsageMap> {
     let n = calls.len();
     let index: HashMap<&str, usize> = calls.iter().enumerate().map(|(i, &(id, _))| (id, i)).collect();
     let parent: Vec<Option<usize>> = calls.iter().map(|&(_, p)| p.and_then(|p| index.get(p).copied())).collect();
@@ -44,7 +44,8 @@ pub fn subtree_totals(calls: &[(&str, Option<&str>)], mut own: HashMap<String, U
         }
     }
 
-    let mut totals: Vec<UsageMap> = calls.iter().map(|&(id, _)| own.remove(id).unwrap_or_default()).collect();
+    let mut totals = own;
+    totals.resize_with(n, UsageMap::default);
     // Iterative post-order from each root: a node is finished after all its children.
     for root in roots {
         let mut stack = vec![(root, false)];
@@ -138,12 +139,7 @@ mod tests {
             ("c", Some("root")),
             ("orphan", Some("missing")),
         ]);
-        let own = HashMap::from([
-            ("a".into(), usage(1)),
-            ("b".into(), usage(10)),
-            ("c".into(), usage(100)),
-            ("orphan".into(), usage(1000)),
-        ]);
+        let own = vec![UsageMap::new(), usage(1), usage(10), usage(100), usage(1000)];
         let totals = subtree_totals(&set, own);
         assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [111, 11, 10, 100, 1000]);
         assert_eq!(totals[0]["m"].counters.requests, 3);
@@ -158,13 +154,7 @@ mod tests {
             ("below", Some("x")),
             ("leaf", Some("below")),
         ]);
-        let own = HashMap::from([
-            ("x".into(), usage(1)),
-            ("y".into(), usage(2)),
-            ("self".into(), usage(4)),
-            ("below".into(), usage(8)),
-            ("leaf".into(), usage(16)),
-        ]);
+        let own = vec![usage(1), usage(2), usage(4), usage(8), usage(16)];
         let totals = subtree_totals(&set, own);
         assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [1, 2, 4, 24, 16]);
     }
@@ -174,7 +164,7 @@ mod tests {
         let ids: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
         let set: Vec<(&str, Option<&str>)> =
             ids.iter().enumerate().map(|(i, id)| (id.as_str(), i.checked_sub(1).map(|p| ids[p].as_str()))).collect();
-        let own: HashMap<String, UsageMap> = ids.iter().map(|id| (id.clone(), usage(1))).collect();
+        let own = vec![usage(1); ids.len()];
         let totals = subtree_totals(&set, own);
         assert_eq!(tokens(&totals[0]), 10_000);
         assert_eq!(tokens(&totals[9_999]), 1);

@@ -2,11 +2,10 @@
 //! rollup. Two queries fetch the set's parent links and own usage rows; the rollup is one
 //! post-order pass in Rust (`domain::subtree`), cheaper than a recursive CTE that would
 //! re-aggregate every subtree.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -78,12 +77,61 @@ pub struct LlmAggregatedUsage {
     pub cache_creation_input_tokens_total_cost: Option<f64>,
 }
 
+impl LlmAggregatedUsage {
+    fn of(u: &UsageTotals, include_costs: bool) -> Self {
+        let priced = |v: f64| include_costs.then_some(v);
+        let c = &u.counters;
+        LlmAggregatedUsage {
+            requests: c.requests,
+            prompt_tokens: c.input_tokens,
+            completion_tokens: c.output_tokens,
+            total_tokens: c.total_tokens,
+            cache_read_input_tokens: c.cache_read_input_tokens,
+            cache_creation_input_tokens: c.cache_creation_input_tokens,
+            prompt_tokens_total_cost: priced(u.cost.input),
+            completion_tokens_total_cost: priced(u.cost.output),
+            cache_read_input_tokens_total_cost: priced(u.cost.cache_read),
+            cache_creation_input_tokens_total_cost: priced(u.cost.cache_creation),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageRes {
     /// Call id → model → usage.
-    pub call_usage: BTreeMap<String, BTreeMap<String, LlmAggregatedUsage>>,
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, LlmAggregatedUsage>>)]
+    pub call_usage: CallUsage,
     /// Calls without an end, ascending.
     pub unfinished_call_ids: Vec<String>,
+}
+
+/// Call id → model → usage, written as that map straight from the rollup's totals: a 10,000-call
+/// trace would otherwise build (and free) 10,000 maps only to serialize them.
+#[derive(Debug)]
+pub struct CallUsage {
+    /// By id, ascending, each id once.
+    calls: Vec<(String, UsageMap)>,
+    include_costs: bool,
+}
+
+impl CallUsage {
+    fn new(mut calls: Vec<(String, UsageMap)>, include_costs: bool) -> Self {
+        calls.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        calls.dedup_by(|a, b| a.0 == b.0);
+        CallUsage { calls, include_costs }
+    }
+}
+
+impl Serialize for CallUsage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        struct Models<'a>(&'a UsageMap, bool);
+        impl Serialize for Models<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|(model, u)| (model, LlmAggregatedUsage::of(u, self.1))))
+            }
+        }
+        serializer.collect_map(self.calls.iter().map(|(id, usage)| (id, Models(usage, self.include_costs))))
+    }
 }
 
 fn check_limit(limit: i64) -> Result<()> {
@@ -108,9 +156,9 @@ async fn trace_usage(
     let selection = selection(&req.project_id, req.filter, req.query.as_ref())?;
     let calls = usage_store::select_calls(&state.db, project, &selection, req.limit).await?;
     let totals = rolled_up(&state, project, &calls, req.include_costs).await?;
-    let call_usage =
-        calls.iter().zip(totals).map(|(call, usage)| (call.id.clone(), render(usage, req.include_costs))).collect();
-    Ok(Json(UsageRes { call_usage, unfinished_call_ids: unfinished(&calls) }))
+    let unfinished_call_ids = unfinished(&calls);
+    let call_usage = CallUsage::new(calls.into_iter().map(|call| call.id).zip(totals).collect(), req.include_costs);
+    Ok(Json(UsageRes { call_usage, unfinished_call_ids }))
 }
 
 /// Usage of the given calls, each over its complete subtree (all of its trace is loaded).
@@ -126,7 +174,7 @@ async fn calls_usage(
     check_limit(req.limit)?;
     let project = req.project_id.as_str();
     if req.call_ids.is_empty() {
-        return Ok(Json(UsageRes { call_usage: BTreeMap::new(), unfinished_call_ids: Vec::new() }));
+        return Ok(Json(UsageRes { call_usage: CallUsage::new(Vec::new(), false), unfinished_call_ids: Vec::new() }));
     }
     let traces = usage_store::traces_of(&state.db, project, &req.call_ids).await?;
     if traces.iter().any(|(_, size)| *size > req.limit) {
@@ -137,60 +185,42 @@ async fn calls_usage(
     }
     let trace_ids: Vec<String> = traces.into_iter().map(|(id, _)| id).collect();
     let calls = usage_store::calls_of_traces(&state.db, project, &trace_ids).await?;
-    let mut totals: HashMap<String, UsageMap> =
-        calls.iter().map(|c| c.id.clone()).zip(rolled_up(&state, project, &calls, req.include_costs).await?).collect();
-    let call_usage = req
-        .call_ids
-        .iter()
-        .map(|id| (id.clone(), render(totals.remove(id).unwrap_or_default(), req.include_costs)))
+    let totals = rolled_up(&state, project, &calls, req.include_costs).await?;
+    let mut totals: HashMap<String, UsageMap> = calls.iter().map(|c| c.id.clone()).zip(totals).collect();
+    let asked: BTreeSet<String> = req.call_ids.into_iter().collect();
+    let call_usage = asked
+        .into_iter()
+        .map(|id| {
+            let usage = totals.remove(&id).unwrap_or_default();
+            (id, usage)
+        })
         .collect();
-    Ok(Json(UsageRes { call_usage, unfinished_call_ids: unfinished(&calls) }))
+    Ok(Json(UsageRes {
+        call_usage: CallUsage::new(call_usage, req.include_costs),
+        unfinished_call_ids: unfinished(&calls),
+    }))
 }
 
 /// Each call's usage with its in-set descendants, in the order of `calls`.
 async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink], include_costs: bool) -> Result<Vec<UsageMap>> {
-    let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
-    let started: HashMap<&str, DateTime<Utc>> = calls.iter().map(|c| (c.id.as_str(), c.started_at)).collect();
+    let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
     let book = if include_costs { prices_store::book(&state.db, project).await? } else { PriceBook::default() };
-    let mut own: HashMap<String, UsageMap> = HashMap::new();
-    for usage_store::OwnUsage { call_id, usage } in usage_store::own_usage(&state.db, project, &ids).await? {
-        let cost = match started.get(call_id.as_str()) {
-            Some(&at) if include_costs => costs::cost(&usage.counters, book.price_for(&usage.model, at)),
-            _ => Cost::default(),
+    let mut own: Vec<UsageMap> = vec![UsageMap::new(); calls.len()];
+    for usage_store::OwnUsage { call, usage } in usage_store::own_usage(&state.db, project, &ids).await? {
+        let Some(call) = usize::try_from(call).ok().filter(|&i| i < calls.len()) else { continue };
+        let cost = if include_costs {
+            costs::cost(&usage.counters, book.price_for(&usage.model, calls[call].started_at))
+        } else {
+            Cost::default()
         };
         let totals = UsageTotals { counters: usage.counters, cost };
         // An entry whose six counters are all zero is dropped, unless it costs something (§5.1).
         if !totals.counters.is_zero() || totals.cost.total() != 0.0 {
-            own.entry(call_id).or_default().insert(usage.model, totals);
+            own[call].insert(usage.model, totals);
         }
     }
     let links: Vec<(&str, Option<&str>)> = calls.iter().map(|c| (c.id.as_str(), c.parent_id.as_deref())).collect();
     Ok(subtree_totals(&links, own))
-}
-
-fn render(usage: UsageMap, include_costs: bool) -> BTreeMap<String, LlmAggregatedUsage> {
-    let priced = |v: f64| include_costs.then_some(v);
-    usage
-        .into_iter()
-        .map(|(model, u)| {
-            let c = u.counters;
-            (
-                model,
-                LlmAggregatedUsage {
-                    requests: c.requests,
-                    prompt_tokens: c.input_tokens,
-                    completion_tokens: c.output_tokens,
-                    total_tokens: c.total_tokens,
-                    cache_read_input_tokens: c.cache_read_input_tokens,
-                    cache_creation_input_tokens: c.cache_creation_input_tokens,
-                    prompt_tokens_total_cost: priced(u.cost.input),
-                    completion_tokens_total_cost: priced(u.cost.output),
-                    cache_read_input_tokens_total_cost: priced(u.cost.cache_read),
-                    cache_creation_input_tokens_total_cost: priced(u.cost.cache_creation),
-                },
-            )
-        })
-        .collect()
 }
 
 fn unfinished(calls: &[CallLink]) -> Vec<String> {

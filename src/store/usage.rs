@@ -15,10 +15,10 @@ pub struct CallLink {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-/// One usage row (API.md §3) of a call.
+/// One usage row (API.md §3) of the `call`-th of the ids [`own_usage`] was given.
 #[derive(Debug, sqlx::FromRow)]
 pub struct OwnUsage {
-    pub call_id: String,
+    pub call: i64,
     #[sqlx(flatten)]
     pub usage: UsageRow,
 }
@@ -37,19 +37,20 @@ pub async fn select_calls(
     qb.build_query_as().fetch_all(db).await
 }
 
-/// The usage rows of the given calls.
+/// The usage rows of the given calls, each naming its call by position in `call_ids` (no id
+/// to send back, decode and look up).
 #[tracing::instrument(level = "debug", skip_all, fields(calls = call_ids.len()))]
 pub async fn own_usage(
     db: impl PgExecutor<'_>,
     project: &str,
-    call_ids: &[String],
+    call_ids: &[&str],
 ) -> Result<Vec<OwnUsage>, sqlx::Error> {
     sqlx::query_as(&format!(
         // One primary-key lookup per id (`offset 0` keeps the planner from turning it into a
         // hash join over the whole table), not `= any($2)`: an index scan over an array first
         // sorts it with the column's collation, which costs more than the lookups.
-        "select u.call_id, {USAGE_ROW_COLUMNS}
-         from unnest($2::text[]) as i(id), lateral (
+        "select i.n - 1 as call, {USAGE_ROW_COLUMNS}
+         from unnest($2::text[]) with ordinality as i(id, n), lateral (
              select * from call_usage u where u.project_id = $1 and u.call_id = i.id offset 0
          ) u"
     ))

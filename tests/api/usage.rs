@@ -108,6 +108,9 @@ async fn calls_usage_gives_each_requested_call_its_complete_subtree(pool: PgPool
         })
     );
     assert_eq!(res["unfinished_call_ids"], json!(["d"]));
+    // A call asked for twice is answered once, with its usage (not emptied by the repeat).
+    let twice = app.ok("/calls/usage", json!({"project_id": PROJECT, "call_ids": ["s", "a", "s"]})).await;
+    assert_eq!(twice["call_usage"], json!({"a": res["call_usage"]["a"], "s": res["call_usage"]["s"]}));
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
