@@ -103,6 +103,37 @@ pub struct PageSlice {
     pub count: i32,
 }
 
+/// Slices of consecutive pages of one group, for one bucket, read by one index range probe:
+/// the first page's slice (`head`), the last's (`tail`, the same slice for a single page) and
+/// every page between them whole. A wanted bin of ~14,000 latencies an hour spans two or three
+/// pages; a probe each cost more than reading them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRun {
+    pub bucket: usize,
+    pub head: PageSlice,
+    pub tail: PageSlice,
+}
+
+/// The slices [`Binned::pages`] asked for (tagged with their bucket), as runs of consecutive
+/// pages. Reading a page between two slices whole adds no wanted value twice: a page is in
+/// one run at most, and [`Binned::add_page`] keeps only the values of wanted bins.
+pub fn page_runs(slices: &[(usize, PageSlice)]) -> Vec<PageRun> {
+    let mut runs: Vec<PageRun> = Vec::with_capacity(slices.len());
+    for &(bucket, slice) in slices {
+        match runs.last_mut() {
+            Some(run)
+                if run.bucket == bucket
+                    && (run.tail.span, run.tail.slot, run.tail.part) == (slice.span, slice.slot, slice.part)
+                    && run.tail.page.checked_add(1) == Some(slice.page) =>
+            {
+                run.tail = slice;
+            }
+            _ => runs.push(PageRun { bucket, head: slice, tail: slice }),
+        }
+    }
+    runs
+}
+
 /// A bin holding wanted ranks: how many of the bucket's values lie in lower bins.
 #[derive(Debug, Clone, Copy)]
 struct Wanted {
@@ -281,13 +312,43 @@ mod tests {
         pages.sort_unstable();
         pages.dedup();
         for slice in &pages {
-            let values = &groups[slice.part as usize];
-            let (start, end) = page_ranks(values.len() as u64, slice.page as u64);
-            let from = (start + slice.first as u64) as usize;
-            assert!(slice.count > 0 && from + slice.count as usize <= end as usize);
-            binned.add_page(values[from..from + slice.count as usize].iter().copied());
+            let (start, end) = page_ranks(groups[slice.part as usize].len() as u64, slice.page as u64);
+            assert!(slice.count > 0 && start + (slice.first + slice.count) as u64 <= end);
+        }
+        // Read as the store reads them: a run's first and last slices, the pages between whole.
+        let tagged: Vec<(usize, PageSlice)> = pages.iter().map(|&slice| (0, slice)).collect();
+        for PageRun { head, tail, .. } in page_runs(&tagged) {
+            let values = &groups[head.part as usize];
+            for page in head.page..=tail.page {
+                let (start, end) = page_ranks(values.len() as u64, page as u64);
+                let (first, count) = match page {
+                    p if p == head.page => (head.first as u64, head.count as u64),
+                    p if p == tail.page => (tail.first as u64, tail.count as u64),
+                    _ => (0, end - start),
+                };
+                let from = (start + first) as usize;
+                binned.add_page(values[from..from + count as usize].iter().copied());
+            }
         }
         binned.resolve(listed)
+    }
+
+    #[test]
+    fn slices_of_consecutive_pages_of_one_group_and_bucket_make_one_run() {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let slice = |part: i32, page: i32| PageSlice { span: Span::Hour, slot: t, part, page, first: 3, count: 5 };
+        let slices = [
+            (0, slice(1, 0)),
+            (0, slice(1, 1)),
+            (0, slice(1, 2)),
+            (0, slice(1, 4)),
+            (0, slice(2, 5)),
+            (1, slice(2, 6)),
+        ];
+        let runs: Vec<(usize, i32, i32, i32)> =
+            page_runs(&slices).iter().map(|r| (r.bucket, r.head.part, r.head.page, r.tail.page)).collect();
+        // A gap, another group and another bucket each start a run.
+        assert_eq!(runs, [(0, 1, 0, 2), (0, 1, 4, 4), (0, 2, 5, 5), (1, 2, 6, 6)]);
     }
 
     #[test]

@@ -99,7 +99,8 @@ fn decode_latencies(bytes: &[u8]) -> Option<SlotLatencies> {
 
 /// The latencies of the slices in `pages` (of the call rollups of `project`, each tagged with
 /// its bucket), read in one statement and concatenated per bucket: one row a bucket, since
-/// per-row costs would outweigh the few latencies each slice holds.
+/// per-row costs would outweigh the few latencies each slice holds. Slices of consecutive pages
+/// of a group are read by one index range probe (see [`binned::page_runs`]).
 #[tracing::instrument(level = "debug", skip_all, fields(pages = pages.len()))]
 pub(super) async fn for_each_page(
     tx: &mut PgConnection,
@@ -108,34 +109,42 @@ pub(super) async fn for_each_page(
     mut each: impl FnMut(usize, &[f64]),
 ) -> Result<(), sqlx::Error> {
     use futures_util::TryStreamExt;
-    let column = |f: fn(&PageSlice) -> i32| pages.iter().map(|(_, p)| f(p)).collect::<Vec<i32>>();
-    let slots: Vec<DateTime<Utc>> = pages.iter().map(|(_, p)| p.slot).collect();
-    let minutes: Vec<i16> = pages.iter().map(|(_, p)| p.span.minutes()).collect();
-    let buckets: Vec<i32> = pages.iter().map(|&(bucket, _)| bucket as i32).collect();
-    // One index probe a slice. Knowing the array's length, the planner would rather sort every
+    let runs = binned::page_runs(pages);
+    tracing::debug!(runs = runs.len(), "page runs");
+    let column = |f: fn(&binned::PageRun) -> i32| runs.iter().map(f).collect::<Vec<i32>>();
+    let slots: Vec<DateTime<Utc>> = runs.iter().map(|r| r.head.slot).collect();
+    let minutes: Vec<i16> = runs.iter().map(|r| r.head.span.minutes()).collect();
+    // One index probe a run. Knowing the array's length, the planner would rather sort every
     // page of the project for a merge join (3× slower at 3M calls, worse as it grows).
     sqlx::query("select set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'off', true)")
         .execute(&mut *tx)
         .await?;
     let mut rows = sqlx::query_as::<_, (i32, Vec<u8>)>(
         "select bucket, string_agg(latencies, ''::bytea) from (
-             select x.bucket, substring(p.latencies from x.first * 8 + 1 for x.count * 8) as latencies
-             from unnest($2::int4[], $3::int2[], $4::timestamptz[], $5::int4[], $6::int4[], $7::int4[], $8::int4[])
-                  x(bucket, minutes, slot, part, page, first, count)
+             select x.bucket, case p.page
+                 when x.head_page then substring(p.latencies from x.head_first * 8 + 1 for x.head_count * 8)
+                 when x.tail_page then substring(p.latencies from x.tail_first * 8 + 1 for x.tail_count * 8)
+                 else p.latencies end as latencies
+             from unnest($2::int4[], $3::int2[], $4::timestamptz[], $5::int4[], $6::int4[], $7::int4[],
+                         $8::int4[], $9::int4[], $10::int4[], $11::int4[])
+                  x(bucket, minutes, slot, part, head_page, head_first, head_count, tail_page, tail_first, tail_count)
              join call_latency_pages p on p.project_id = $1 and p.minutes = x.minutes and p.slot = x.slot
-                 and p.part = x.part and p.page = x.page
+                 and p.part = x.part and p.page between x.head_page and x.tail_page
              -- offset 0: aggregate the slices, not the pages they are cut from.
              offset 0
          ) s group by bucket",
     )
     .bind(project)
-    .bind(buckets)
+    .bind(column(|r| r.bucket as i32))
     .bind(minutes)
     .bind(slots)
-    .bind(column(|p| p.part))
-    .bind(column(|p| p.page))
-    .bind(column(|p| p.first))
-    .bind(column(|p| p.count))
+    .bind(column(|r| r.head.part))
+    .bind(column(|r| r.head.page))
+    .bind(column(|r| r.head.first))
+    .bind(column(|r| r.head.count))
+    .bind(column(|r| r.tail.page))
+    .bind(column(|r| r.tail.first))
+    .bind(column(|r| r.tail.count))
     .fetch(&mut *tx);
     let mut values = Vec::new();
     while let Some((bucket, bytes)) = rows.try_next().await? {
