@@ -662,8 +662,8 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
-    // The last growth point before the baseline's 10M-row copy is written: timed right after
-    // it, (a) read 42 ms at 10M where the table 20 minutes later read 32.
+    // The last growth point, timed before the baseline's copy of the data is written (so it
+    // does not share the disk with that write).
     growth.push(growth_point(&server, args.calls, args.runs.min(10)).await);
 
     // The baseline: the same data in a plain schema.
