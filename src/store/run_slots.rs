@@ -224,9 +224,7 @@ fn decode_models(bytes: &mut &[u8], models: &mut Vec<String>) -> Option<()> {
 /// from their headers into `group` (a buffer); None if malformed.
 fn count_groups(packed: &[u8], filter: &RunSlotFilter, group: &mut RunSlot) -> Option<u64> {
     let mut bytes = packed;
-    for _ in 0..take(&mut bytes)? {
-        take_str(&mut bytes, &mut group.name)?;
-    }
+    decode_models(&mut bytes, &mut group.models)?;
     let mut runs = 0u64;
     while !bytes.is_empty() {
         decode_header(&mut bytes, group)?;
