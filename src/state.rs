@@ -14,13 +14,15 @@ pub struct AppState {
     pub health_db: sqlx::PgPool,
     pub settings: Settings,
     pub heavy: Arc<HeavyGate>,
+    /// The default prices, read once (`store::prices::Defaults`).
+    pub default_prices: Arc<crate::store::prices::Defaults>,
 }
 
 impl AppState {
     pub fn new(db: sqlx::PgPool, settings: Settings) -> Self {
         crate::telemetry::metrics_handle();
         let heavy = Arc::new(HeavyGate::new(settings.limits.heavy_requests, settings.limits.heavy_requests_per_key));
-        Self { health_db: db.clone(), db, settings, heavy }
+        Self { health_db: db.clone(), db, settings, heavy, default_prices: Arc::default() }
     }
 
     /// Answer `/health` from `pool` (one reserved connection is enough).

@@ -86,8 +86,13 @@ pub struct PriceBook {
 
 impl PriceBook {
     pub fn new(prices: Vec<Price>) -> Self {
-        let mut by_llm: HashMap<String, Vec<Price>> = HashMap::new();
-        for price in prices {
+        Self::default().with(prices)
+    }
+
+    /// This book with `more` prices added (a project's own rows on top of the defaults).
+    pub fn with(&self, more: impl IntoIterator<Item = Price>) -> Self {
+        let mut by_llm = self.by_llm.clone();
+        for price in more {
             by_llm.entry(price.llm_id.clone()).or_default().push(price);
         }
         Self { by_llm }

@@ -195,7 +195,7 @@ async fn read_call(
     let (usage, started_at) = (row.usage(), row.started_at);
     let mut call = Call::from(row);
     if include_costs {
-        let book = prices_store::book(&state.db, project).await?;
+        let book = prices_store::book(&state.db, &state.default_prices, project).await?;
         call.attach_costs(costs::call_costs(&usage, started_at, &book));
     }
     Ok(Json(CallReadRes { call: Some(call) }))

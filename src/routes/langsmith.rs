@@ -2,6 +2,7 @@
 //! lookups `langsmith.Client.get_run_stats(project_names=...)` makes first. Calls are read as
 //! runs by `store::runs`; `stats::runs` computes the answer.
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -312,9 +313,12 @@ async fn run_stats(
     let projects = resolve_sessions(&state, &caller, &req.session).await?;
     let plan = plan(req, projects.iter().map(|p| p.as_str().to_string()).collect())?;
     let _heavy = state.heavy.enter(&caller.0.key_id).await?;
-    let mut books: HashMap<String, PriceBook> = HashMap::new();
+    let mut books: HashMap<String, Arc<PriceBook>> = HashMap::new();
     for project in &projects {
-        books.insert(project.as_str().to_string(), prices_store::book(&state.db, project.as_str()).await?);
+        books.insert(
+            project.as_str().to_string(),
+            prices_store::book(&state.db, &state.default_prices, project.as_str()).await?,
+        );
     }
     let max_runs = state.settings.limits.stats_max_values;
     let slot_group = match plan.query.group_by {
@@ -329,7 +333,7 @@ async fn run_stats(
         plan.query.start,
         plan.query.end,
         slot_filter.is_some(),
-        books.values().flat_map(PriceBook::effective_dates),
+        books.values().flat_map(|book| book.effective_dates()),
     );
     if let (Some(filter), Some(span)) = (&slot_filter, read.slot_span()) {
         // Stale slots (written since their last rebuild) are read raw, for every project.

@@ -131,7 +131,11 @@ async fn call_stats(
     let wants_usage = !plan.usage_metrics.is_empty() && !grid.is_empty();
     let wants_costs = plan.usage_metrics.iter().any(|(m, _)| m.is_cost());
     // Costs are priced in memory from the project's (small) price book.
-    let book = if wants_usage && wants_costs { Some(prices_store::book(db, project).await?) } else { None };
+    let book = if wants_usage && wants_costs {
+        Some(prices_store::book(db, &state.default_prices, project).await?)
+    } else {
+        None
+    };
 
     // Decide before reading what rollups answer: whole quarter hours, when the filter and the
     // grid allow; for usage only sums, averages and counts (rollups hold sums), and never a
@@ -174,7 +178,7 @@ async fn call_stats(
         Ok::<_, ApiError>(if wants_calls { tally.render() } else { Vec::new() })
     };
     let usage = async {
-        let mut tally = UsageTally::new(&grid, &plan.usage_metrics, book.as_ref(), max_models);
+        let mut tally = UsageTally::new(&grid, &plan.usage_metrics, book.as_deref(), max_models);
         if wants_usage {
             stats_store::tally_usage(db, project, &usage_plan, &slot_filter, &selection, &mut tally).await?;
         }

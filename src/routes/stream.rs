@@ -173,7 +173,11 @@ async fn stream_query(
     let keep: Option<HashSet<String>> = req.columns.as_deref().map(selected_fields);
     let selection = selection(&req.project_id, req.filter, req.query.as_ref())?;
     let include_costs = req.include_costs == Some(true);
-    let book = if include_costs { Some(prices_store::book(&state.db, req.project_id.as_str()).await?) } else { None };
+    let book = if include_costs {
+        Some(prices_store::book(&state.db, &state.default_prices, req.project_id.as_str()).await?)
+    } else {
+        None
+    };
     let mut rows =
         calls_store::stream(state.db.clone(), req.project_id.as_str().to_string(), &selection, &page, include_costs);
 
@@ -189,7 +193,7 @@ async fn stream_query(
                 Some(item) => item,
                 None => rows.recv().await?,
             };
-            let line = item.map(|row| render_line(row, keep.as_ref(), book.as_ref())).map_err(|error| {
+            let line = item.map(|row| render_line(row, keep.as_ref(), book.as_deref())).map_err(|error| {
                 tracing::error!(%error, "stream_query failed mid-stream");
                 ApiError::from(error)
             });

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{selection, AppJson, Caller};
-use crate::domain::costs::{self, Cost, PriceBook};
+use crate::domain::costs::{self, Cost};
 use crate::domain::expr::Query;
 use crate::domain::filter::CallsFilter;
 use crate::domain::subtree::{subtree_totals, UsageMap, UsageTotals};
@@ -204,7 +204,11 @@ async fn calls_usage(
 /// Each call's usage with its in-set descendants, in the order of `calls`.
 async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink], include_costs: bool) -> Result<Vec<UsageMap>> {
     let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
-    let book = if include_costs { prices_store::book(&state.db, project).await? } else { PriceBook::default() };
+    let book = if include_costs {
+        prices_store::book(&state.db, &state.default_prices, project).await?
+    } else {
+        Default::default()
+    };
     let mut own: Vec<UsageMap> = vec![UsageMap::new(); calls.len()];
     for usage_store::OwnUsage { call, usage } in usage_store::own_usage(&state.db, project, &ids).await? {
         let Some(call) = usize::try_from(call).ok().filter(|&i| i < calls.len()) else { continue };

@@ -2,21 +2,14 @@
 //!
 //! Rows travel as JSON records of the table (`to_jsonb` out, `jsonb_populate_recordset` in),
 //! so the fields of a price are written down once, in `domain::costs::Price`.
+use std::sync::Arc;
+
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
+use tokio::sync::OnceCell;
 
 use super::expr::Condition;
 use crate::domain::costs::{Price, PriceBook};
-
-/// The rows that apply to `project` (the defaults and its own), with `p` the table alias.
-fn applicable(project: String) -> QueryBuilder<'static, Postgres> {
-    let mut qb = QueryBuilder::new(
-        "select to_jsonb(p) from llm_token_prices p where (p.pricing_level = 'default' or \
-         (p.pricing_level = 'project' and p.pricing_level_id = ",
-    );
-    qb.push_bind(project).push("))");
-    qb
-}
 
 /// The project's own rows, with `p` the table alias.
 fn own(project: String) -> QueryBuilder<'static, Postgres> {
@@ -32,11 +25,24 @@ fn defaults() -> QueryBuilder<'static, Postgres> {
     QueryBuilder::new("select to_jsonb(p) from llm_token_prices p where p.pricing_level = 'default'")
 }
 
-/// Every price that applies to `project`: its price book.
+/// The default prices, read from the table once per process: only migrations write them (the
+/// API never does), and reading their ~300 rows costs a few milliseconds, most of what a small
+/// priced request costs. An operator who edits them by hand restarts the server.
+#[derive(Debug, Default)]
+pub struct Defaults(OnceCell<Arc<PriceBook>>);
+
+/// Every price that applies to `project` (the defaults and its own rows): its price book.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn book(db: impl PgExecutor<'_>, project: &str) -> Result<PriceBook, sqlx::Error> {
-    let rows: Vec<Json<Price>> = applicable(project.to_string()).build_query_scalar().fetch_all(db).await?;
-    Ok(PriceBook::new(rows.into_iter().map(|row| row.0).collect()))
+pub async fn book(db: &PgPool, defaults: &Defaults, project: &str) -> Result<Arc<PriceBook>, sqlx::Error> {
+    let defaults = defaults
+        .0
+        .get_or_try_init(|| async {
+            let rows: Vec<Json<Price>> = self::defaults().build_query_scalar().fetch_all(db).await?;
+            Ok::<_, sqlx::Error>(Arc::new(PriceBook::new(rows.into_iter().map(|row| row.0).collect())))
+        })
+        .await?;
+    let own: Vec<Json<Price>> = self::own(project.to_string()).build_query_scalar().fetch_all(db).await?;
+    Ok(if own.is_empty() { defaults.clone() } else { Arc::new(defaults.with(own.into_iter().map(|row| row.0))) })
 }
 
 /// Insert prices (each a whole row, project level).

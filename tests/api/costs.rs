@@ -127,8 +127,11 @@ async fn default_prices_ship_with_the_server_and_project_prices_win(pool: PgPool
     let app = TestApp::new(pool).await;
     let usage = json!({"summary": {"usage": {"gpt-4o": {"prompt_tokens": 1000, "completion_tokens": 100},
                                               "openai/gpt-4o-2024-08-06": {"prompt_tokens": 1000}}}});
-    ingest(&app, vec![(start("c", "2025-01-15T11:00:00Z", json!({})), Some(end("c", "2025-01-15T11:00:01Z", usage)))])
-        .await;
+    ingest(
+        &app,
+        vec![(start("c", "2025-01-15T11:00:00Z", json!({})), Some(end("c", "2025-01-15T11:00:01Z", usage.clone())))],
+    )
+    .await;
     let costs = read_costs(&app).await;
     assert_eq!(costs["gpt-4o"]["pricing_level"], "default");
     assert!(close(&costs["gpt-4o"]["prompt_tokens_total_cost"], 1000.0 * 2.5e-6), "{}", costs["gpt-4o"]);
@@ -143,6 +146,18 @@ async fn default_prices_ship_with_the_server_and_project_prices_win(pool: PgPool
     let costs = read_costs(&app).await;
     assert_eq!(costs["gpt-4o"]["pricing_level"], "project");
     assert_eq!(costs["gpt-4o"]["total_cost"], 525.0);
+    // The server keeps the defaults in memory once read: one project's own rows never reach
+    // another's book.
+    let other = json!({"project_id": "acme/other"});
+    let mut other_end = usage.clone();
+    merge(&mut other_end, other.clone());
+    ingest(
+        &app,
+        vec![(start("c", "2025-01-15T11:00:00Z", other.clone()), Some(end("c", "2025-01-15T11:00:01Z", other_end)))],
+    )
+    .await;
+    let read = app.ok("/call/read", json!({"project_id": "acme/other", "id": "c", "include_costs": true})).await;
+    assert_eq!(read["call"]["summary"]["weave"]["costs"]["gpt-4o"]["pricing_level"], "default");
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
