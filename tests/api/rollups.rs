@@ -231,6 +231,16 @@ async fn maintenance_vacuums_and_analyzes_the_rollup_tables_and_answers_stay_the
             "{table}: only rollup tables are vacuumed"
         );
     }
+    // The planner's columns are sampled; the JSON payloads are not (half the cost, unused).
+    let sampled: Vec<String> =
+        sqlx::query_scalar("select attname::text from pg_stats where tablename = 'calls' order by 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(sampled.contains(&"started_at".to_string()) && sampled.contains(&"op_name".to_string()), "{sampled:?}");
+    for payload in ["attributes", "inputs", "output", "summary", "otel_dump"] {
+        assert!(!sampled.contains(&payload.to_string()), "{payload} is sampled: {sampled:?}");
+    }
     assert_eq!(app.ok("/calls/stats", request).await, before);
 }
 
