@@ -238,6 +238,19 @@ impl Server {
         Ok((status, response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()))
     }
 
+    /// POST as a client that honours 503: come back after the server's Retry-After (1 s), up
+    /// to five tries in all. The last reply, and how many 503s were retried.
+    async fn post_retrying_busy(&self, path: &str, body: Bytes) -> (Result<(StatusCode, Bytes), String>, usize) {
+        let mut reply = self.try_post(path, body.clone()).await;
+        let mut retried = 0;
+        while retried < 4 && matches!(&reply, Ok((StatusCode::SERVICE_UNAVAILABLE, _))) {
+            retried += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            reply = self.try_post(path, body.clone()).await;
+        }
+        (reply, retried)
+    }
+
     async fn post_json(&self, path: &str, body: &Value) -> Value {
         let (status, bytes) = self.post(path, Bytes::from(body.to_string())).await;
         assert_eq!(status, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&bytes));
@@ -835,19 +848,10 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
                     }
                 };
                 let sent = Instant::now();
-                let body = Bytes::from(body.to_string());
-                let mut reply = server.try_post(path, body.clone()).await;
-                // A 503 asks the client to come back after its Retry-After (the server says 1 s);
-                // a client that does so is served: the wait counts in its latency, and only a
-                // request still refused after five tries is an error.
-                for _ in 1..5 {
-                    if !matches!(&reply, Ok((StatusCode::SERVICE_UNAVAILABLE, _))) {
-                        break;
-                    }
-                    turned_away += 1;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    reply = server.try_post(path, body.clone()).await;
-                }
+                // The wait for a busy server counts in the latency; only a request still
+                // refused after five tries is an error.
+                let (reply, retried) = server.post_retrying_busy(path, Bytes::from(body.to_string())).await;
+                turned_away += retried;
                 let ok = matches!(&reply, Ok((StatusCode::OK, _)));
                 refused += usize::from(matches!(&reply, Ok((StatusCode::SERVICE_UNAVAILABLE, _))));
                 if let (false, Ok((status, bytes))) = (ok, &reply) {
