@@ -23,7 +23,7 @@ use crate::store::prices as prices_store;
 use crate::store::projects::{self, ProjectRow};
 use crate::store::run_slots::{self, RunSlotFilter};
 use crate::store::runs::{self as runs_store, GroupBy, RunQuery};
-use crate::store::slots as slots_store;
+use crate::store::slots::{self as slots_store, Stale};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -336,10 +336,11 @@ async fn run_stats(
         books.values().flat_map(|book| book.effective_dates()),
     );
     if let (Some(filter), Some(span)) = (&slot_filter, read.slot_span()) {
-        // Stale slots (written since their last rebuild) are read raw, for every project.
+        // Stale slots (written since their last rebuild) are read raw, for every project: writes
+        // never append run rollups, so every mark counts.
         let mut stale = Vec::new();
         for project in &projects {
-            stale.extend(slots_store::stale_or_refresh(&state.db, project.as_str(), span).await?);
+            stale.extend(slots_store::stale_or_refresh(&state.db, project.as_str(), span, Stale::AnyMark).await?);
         }
         read = read.without_slots(stale);
         refuse_early(&state, &projects, &read.slots, filter, max_runs as u64).await?;

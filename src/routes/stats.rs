@@ -23,7 +23,7 @@ use crate::stats::granularity;
 use crate::stats::slots::{self, Plan as ReadPlan};
 use crate::stats::tally::{CallMetric, CallTally, UsageMetric, UsageTally};
 use crate::store::prices as prices_store;
-use crate::store::slots as slots_store;
+use crate::store::slots::{self as slots_store, Stale};
 use crate::store::stats as stats_store;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -152,11 +152,12 @@ async fn call_stats(
         Some(book) => call_plan.without(book.effective_dates()),
         None => call_plan.clone(),
     };
-    // Stale slots (written since their last rebuild) are read raw too.
+    // Stale slots (changed since their last rebuild by writes that did not append their own
+    // rollup rows) are read raw too.
     let refreshed = std::time::Instant::now();
     let mut stale = 0;
     if let Some(span) = call_plan.slot_span().filter(|_| wants_calls || wants_usage) {
-        let slots = slots_store::stale_or_refresh(db, project, span).await?;
+        let slots = slots_store::stale_or_refresh(db, project, span, Stale::Uncovered).await?;
         stale = slots.len();
         call_plan = call_plan.without_slots(slots.iter().copied());
         usage_plan = usage_plan.without_slots(slots);

@@ -190,6 +190,14 @@ impl UsageRollup {
     }
 }
 
+impl UsageRollup {
+    /// Whether a sum passes the bigint range (stored as null: its slot is read raw).
+    pub fn overflows(&self) -> bool {
+        let sums = self.whole.values().chain(self.per_op.values());
+        sums.flat_map(|(_, sums)| sums).any(|&sum| stored_sum(sum).is_none())
+    }
+}
+
 /// A rollup sum as stored: None past the bigint range.
 pub fn stored_sum(sum: i128) -> Option<i64> {
     i64::try_from(sum).ok()

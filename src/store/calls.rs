@@ -11,28 +11,44 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use tokio::sync::mpsc;
 
 use super::filter::Selection;
+use super::slots::WrittenCall;
 use super::{visible_calls, VISIBLE};
 use crate::domain::call::{self, Call};
 use crate::domain::ingest::{EndRow, StartRow, Writes};
 use crate::domain::usage::{Counters, UsageRow};
 use crate::domain::Timestamp;
 
-/// Write a planned batch: whole calls, then lone starts, then lone ends.
+/// Write a planned batch: whole calls, then lone starts, then lone ends; then the rollup rows
+/// of the calls it inserted (`slots::append`).
 #[tracing::instrument(level = "debug", skip_all, fields(calls = writes.calls()))]
 pub async fn write(conn: &mut PgConnection, writes: &Writes) -> Result<(), sqlx::Error> {
-    upsert_complete(conn, &writes.complete).await?;
-    upsert_starts(conn, &writes.starts).await?;
-    upsert_ends(conn, &writes.ends).await
+    let complete = upsert_complete(conn, &writes.complete).await?;
+    let starts = upsert_starts(conn, &writes.starts).await?;
+    let ends = upsert_ends(conn, &writes.ends).await?;
+    // The usage rows each complete call wrote (the ends' count only when inserted, and an
+    // inserted lone end has no start: not counted).
+    let usage: HashMap<(&str, &str), &[UsageRow]> =
+        writes.complete.iter().map(|(_, e)| ((e.project_id.as_str(), e.id.as_str()), e.usage.as_slice())).collect();
+    let written: Vec<(WrittenCall, &[UsageRow])> = complete
+        .into_iter()
+        .chain(starts)
+        .chain(ends)
+        .map(|call| {
+            let rows = usage.get(&(call.project_id.as_str(), call.id.as_str())).copied().unwrap_or_default();
+            (call, rows)
+        })
+        .collect();
+    super::slots::append(conn, &written).await
 }
 
 /// Write starts (last write wins for every start column).
-async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(), sqlx::Error> {
+async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<Vec<WrittenCall>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let col = |f: fn(&StartRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
-        r#"insert into calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
+    let written = sqlx::query_as::<_, WrittenCall>(&format!(
+        r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
            select s.project_id, s.id, s.trace_id, s.parent_id, s.thread_id, s.turn_id, s.op_name, s.display_name,
                   s.started_at, s.attributes::jsonb, s.inputs::jsonb, s.otel_dump::jsonb, s.wb_user_id, s.wb_run_id,
@@ -45,11 +61,12 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(),
            on conflict (project_id, id) do update set
                trace_id = excluded.trace_id, parent_id = excluded.parent_id, thread_id = excluded.thread_id,
                turn_id = excluded.turn_id, op_name = excluded.op_name,
-               display_name = case when calls.renamed_at is null then excluded.display_name else calls.display_name end,
+               display_name = case when c.renamed_at is null then excluded.display_name else c.display_name end,
                started_at = excluded.started_at, attributes = excluded.attributes, inputs = excluded.inputs,
                otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id,
-               wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs"#,
-    )
+               wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs {}"#,
+        WrittenCall::RETURNING
+    ))
     .bind(col(|r| Some(r.project_id.clone())))
     .bind(col(|r| Some(r.id.clone())))
     .bind(col(|r| Some(r.trace_id.clone())))
@@ -66,28 +83,29 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<(),
     .bind(col(|r| r.wb_run_id.clone()))
     .bind(rows.iter().map(|r| r.wb_run_step).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| Value::from(r.input_refs.clone())).collect::<Vec<_>>())
-    .execute(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(())
+    Ok(written)
 }
 
 /// Write ends and replace their usage rows (last write wins).
-async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sqlx::Error> {
+async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<Vec<WrittenCall>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    sqlx::query(
-        r#"insert into calls (project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
+    let written = sqlx::query_as::<_, WrittenCall>(&format!(
+        r#"insert into calls as c (project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
            select e.project_id, e.id, e.trace_id, e.ended_at, e.exception, e.output::jsonb, e.summary, e.wb_run_step_end,
                   array(select jsonb_array_elements_text(e.output_refs))
            from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::jsonb[],
                        $8::int8[], $9::jsonb[])
                 as e(project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
            on conflict (project_id, id) do update set
-               trace_id = coalesce(calls.trace_id, excluded.trace_id), ended_at = excluded.ended_at,
+               trace_id = coalesce(c.trace_id, excluded.trace_id), ended_at = excluded.ended_at,
                exception = excluded.exception, output = excluded.output, summary = excluded.summary,
-               wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs"#,
-    )
+               wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs {}"#,
+        WrittenCall::RETURNING
+    ))
     .bind(rows.iter().map(|r| r.project_id.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.trace_id.clone()).collect::<Vec<_>>())
@@ -97,10 +115,10 @@ async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sql
     .bind(rows.iter().map(|r| r.summary.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.wb_run_step_end).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| Value::from(r.output_refs.clone())).collect::<Vec<_>>())
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-
-    replace_usage(conn, rows).await
+    replace_usage(conn, rows).await?;
+    Ok(written)
 }
 
 /// Replace the usage rows of the calls these ends belong to.
@@ -148,13 +166,16 @@ async fn replace_usage(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), s
 
 /// Write calls whose start and end arrive together as one row each (half the index work of
 /// a start followed by an end), then replace their usage rows. Last write wins, as for halves.
-async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -> Result<(), sqlx::Error> {
+async fn upsert_complete(
+    conn: &mut PgConnection,
+    rows: &[(StartRow, EndRow)],
+) -> Result<Vec<WrittenCall>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let starts = |f: fn(&StartRow) -> Option<String>| rows.iter().map(|(s, _)| f(s)).collect::<Vec<_>>();
-    sqlx::query(
-        r#"insert into calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
+    let written = sqlx::query_as::<_, WrittenCall>(&format!(
+        r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs,
                               ended_at, exception, output, summary, wb_run_step_end, output_refs)
            select s.project_id, s.id, s.trace_id, s.parent_id, s.thread_id, s.turn_id, s.op_name, s.display_name,
@@ -172,13 +193,14 @@ async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -
            on conflict (project_id, id) do update set
                trace_id = excluded.trace_id, parent_id = excluded.parent_id, thread_id = excluded.thread_id,
                turn_id = excluded.turn_id, op_name = excluded.op_name,
-               display_name = case when calls.renamed_at is null then excluded.display_name else calls.display_name end,
+               display_name = case when c.renamed_at is null then excluded.display_name else c.display_name end,
                started_at = excluded.started_at, attributes = excluded.attributes, inputs = excluded.inputs,
                otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id,
                wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs,
                ended_at = excluded.ended_at, exception = excluded.exception, output = excluded.output,
-               summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs"#,
-    )
+               summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs {}"#,
+        WrittenCall::RETURNING
+    ))
     .bind(starts(|r| Some(r.project_id.clone())))
     .bind(starts(|r| Some(r.id.clone())))
     .bind(starts(|r| Some(r.trace_id.clone())))
@@ -201,10 +223,11 @@ async fn upsert_complete(conn: &mut PgConnection, rows: &[(StartRow, EndRow)]) -
     .bind(rows.iter().map(|(_, e)| e.summary.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.wb_run_step_end).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| Value::from(e.output_refs.clone())).collect::<Vec<_>>())
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
     let ends: Vec<EndRow> = rows.iter().map(|(_, e)| e.clone()).collect();
-    replace_usage(conn, &ends).await
+    replace_usage(conn, &ends).await?;
+    Ok(written)
 }
 
 /// The trace ids of known calls of `project` (started or not), by call id.

@@ -11,6 +11,14 @@ use tokio::sync::mpsc;
 use crate::domain::usage::{Counters, UsageRow};
 use filter::Selection;
 
+/// What the call rollups count of a call `c`, as a rebuild reads it (`runs::RUN_COLUMNS`) and a
+/// write returns it (`slots::WrittenCall`): one definition, so appended and rebuilt rows agree.
+macro_rules! call_facts {
+    () => {
+        "c.started_at, c.latency_ms, c.exception is not null as error, c.parent_id is null as is_root, c.op_name"
+    };
+}
+
 /// Calls: ingestion, reads, deletes, counts.
 pub mod calls;
 /// Query expressions → SQL.

@@ -126,13 +126,16 @@ impl Row {
 
 /// A run's columns (everything [`Row`] reads but its feedback and groups), over calls `c` and
 /// their usage aggregated as [`USAGE_ARRAYS`] in `u`.
-const RUN_COLUMNS: &str = "c.project_id, c.started_at, c.latency_ms, c.exception is not null as error,
-    c.parent_id is null as is_root, c.ended_at is null as running, c.display_name, c.op_name,
+const RUN_COLUMNS: &str = concat!(
+    "c.project_id, ",
+    call_facts!(),
+    ", c.ended_at is null as running, c.display_name,
     weave_run_type(c.attributes, u.models is not null) as run_type,
     coalesce(u.models, '{}') as models, coalesce(u.requests, '{}') as requests,
     coalesce(u.input, '{}') as input, coalesce(u.output, '{}') as output,
     coalesce(u.total, '{}') as total, coalesce(u.cache_read, '{}') as cache_read,
-    coalesce(u.cache_creation, '{}') as cache_creation";
+    coalesce(u.cache_creation, '{}') as cache_creation"
+);
 
 /// A run's usage rows as parallel arrays.
 const USAGE_ARRAYS: &str = "array_agg(u.model) as models, array_agg(u.requests) as requests,
@@ -142,15 +145,17 @@ const USAGE_ARRAYS: &str = "array_agg(u.model) as models, array_agg(u.requests) 
 
 /// Feed every visible call of a project starting in one of `slots` to `each`, as a run with
 /// its op name, as rows arrive (for the rollups: a rebuild of many busy quarter hours would
-/// otherwise hold all their runs at once).
+/// otherwise hold all their runs at once). `with` is a WITH clause (or nothing) the statement
+/// runs in the same snapshot; it may use `$1` (the project) and `$2` (the slots).
 pub(super) async fn runs_of_slots(
     tx: &mut sqlx::PgConnection,
     project: &str,
     slots: &[DateTime<Utc>],
+    with: &str,
     mut each: impl FnMut(Option<String>, Run),
 ) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "select {RUN_COLUMNS}, '{{}}'::text[] as feedback, '{{}}'::text[] as groups
+        "{with} select {RUN_COLUMNS}, '{{}}'::text[] as feedback, '{{}}'::text[] as groups
          from unnest($2::timestamptz[]) s(slot), lateral (
              -- offset 0 keeps this a per-slot index range scan (the planner would flatten it).
              select * from calls c where c.project_id = $1 and c.deleted_at is null

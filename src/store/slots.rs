@@ -8,7 +8,7 @@
 //! bins, then per bin its distance from the previous one and its count); the latencies
 //! themselves, sorted, are in `call_latency_pages` (8 bytes each, cut into rows from the top:
 //! see `binned::page_ranks`).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -16,6 +16,7 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::filter::{push_name_match, SlotFilter};
 use super::packed::{floats, put, put_f64, put_floats, put_signed_wide, take, take_f64, take_signed_wide};
+use crate::domain::usage::UsageRow;
 use crate::stats::binned::{self, PageSlice, Summary, LISTED_MAX};
 use crate::stats::runs::RunSlots;
 use crate::stats::slots::{all_time, whole_hours, Range, Span};
@@ -42,10 +43,11 @@ impl<'r> FromRow<'r, PgRow> for CallSlot {
 }
 
 /// A group's latencies (sorted by `f64::total_cmp`) as stored: the row's `latencies`, and its
-/// pages when it has more than [`LISTED_MAX`].
-fn encode_latencies(sorted: &[f64]) -> (Vec<u8>, Vec<Vec<u8>>) {
+/// pages when it has more than [`LISTED_MAX`] and `rows` are rebuilt ones (appended rows list
+/// every latency: their pages would be numbered like the rebuilt row's).
+fn encode_latencies(sorted: &[f64], rows: Rows) -> (Vec<u8>, Vec<Vec<u8>>) {
     let summary = match Summary::of_sorted(sorted) {
-        Some(summary) if sorted.len() > LISTED_MAX => summary,
+        Some(summary) if sorted.len() > LISTED_MAX && rows == Rows::Rebuilt => summary,
         _ => {
             let mut out = vec![0u8];
             put_floats(&mut out, sorted);
@@ -192,20 +194,25 @@ pub(super) async fn for_each_usage_slot(
     let models: Vec<ModelSlots> = qb.build_query_as().fetch_all(db).await?;
     for m in models {
         let mut slot = UsageSlot { slot: DateTime::<Utc>::UNIX_EPOCH, model: m.model, usage_rows: 0, sums: None };
-        for (i, (&start, &rows)) in m.slots.iter().zip(&m.usage_rows).enumerate() {
+        let sums_at = |i: usize| {
             let sum = |column: &[Option<i64>]| column.get(i).copied().flatten();
+            Some(SlotSums {
+                input_tokens: sum(&m.input_tokens)?,
+                output_tokens: sum(&m.output_tokens)?,
+                total_tokens: sum(&m.total_tokens)?,
+                cache_read_input_tokens: sum(&m.cache_read_input_tokens)?,
+                cache_creation_input_tokens: sum(&m.cache_creation_input_tokens)?,
+                uncached_input_tokens: sum(&m.uncached_input_tokens)?,
+            })
+        };
+        // A slot holds several rows when writes appended theirs. One that overflowed sends the
+        // slot's rows of this model to the raw path: its other rows must not count as well.
+        let overflowed: BTreeSet<DateTime<Utc>> =
+            (0..m.slots.len()).filter(|&i| sums_at(i).is_none()).map(|i| m.slots[i]).collect();
+        for (i, (&start, &rows)) in m.slots.iter().zip(&m.usage_rows).enumerate() {
             slot.slot = start;
             slot.usage_rows = rows;
-            slot.sums = (|| {
-                Some(SlotSums {
-                    input_tokens: sum(&m.input_tokens)?,
-                    output_tokens: sum(&m.output_tokens)?,
-                    total_tokens: sum(&m.total_tokens)?,
-                    cache_read_input_tokens: sum(&m.cache_read_input_tokens)?,
-                    cache_creation_input_tokens: sum(&m.cache_creation_input_tokens)?,
-                    uncached_input_tokens: sum(&m.uncached_input_tokens)?,
-                })
-            })();
+            slot.sums = if overflowed.contains(&start) { None } else { sums_at(i) };
             each(&slot);
         }
     }
@@ -220,27 +227,44 @@ const SLOTS_PER_REFRESH: usize = 96;
 /// how many were.
 ///
 /// Refreshes of a project take turns (an advisory lock), so the last rollup written is always
-/// from the newest snapshot. Only marks visible when a refresh starts are consumed; the
-/// rebuild reads a later snapshot, so every write a consumed mark stands for is in it.
+/// from the newest snapshot. A rebuild consumes the marks its read of the calls can see (see
+/// [`rebuild`]): a write landing meanwhile keeps its mark for the next refresh.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn refresh(db: &PgPool, project: &str, range: Range) -> Result<usize, sqlx::Error> {
     // The slots dirty now: writes landing meanwhile wait for the next request, so a reader
     // never chases a busy writer.
-    let dirty = dirty_slots(db, project, range).await?;
+    let dirty = dirty_slots(db, project, range, Stale::AnyMark).await?;
     for slots in whole_hours(&dirty).chunks(SLOTS_PER_REFRESH) {
         rebuild(db, project, slots).await?;
     }
     Ok(dirty.len())
 }
 
+/// Which dirty marks make a slot stale for a reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Every mark: for the run rollups, which writes never append to, and for rebuilds.
+    AnyMark,
+    /// Marks whose writes did not append their own rows (see [`append`]): for the call and
+    /// usage rollups.
+    Uncovered,
+}
+
 /// The marked slots of `[from, to)`, ascending.
-async fn dirty_slots(db: &PgPool, project: &str, (from, to): Range) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
+async fn dirty_slots(
+    db: &PgPool,
+    project: &str,
+    (from, to): Range,
+    stale: Stale,
+) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(
-        "select distinct slot from rollup_dirty where project_id = $1 and slot >= $2 and slot < $3 order by slot",
+        "select distinct slot from rollup_dirty
+         where project_id = $1 and slot >= $2 and slot < $3 and ($4 or not covered) order by slot",
     )
     .bind(project)
     .bind(from)
     .bind(to)
+    .bind(stale == Stale::AnyMark)
     .fetch_all(db)
     .await
 }
@@ -254,8 +278,13 @@ const DIRTY_SLOTS_READ_RAW: usize = SLOTS_PER_REFRESH;
 /// past [`DIRTY_SLOTS_READ_RAW`] (a backlog, say after an upgrade), none: they are rebuilt
 /// first. The background refresher rebuilds them either way.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn stale_or_refresh(db: &PgPool, project: &str, range: Range) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
-    let dirty = dirty_slots(db, project, range).await?;
+pub async fn stale_or_refresh(
+    db: &PgPool,
+    project: &str,
+    range: Range,
+    stale: Stale,
+) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
+    let dirty = dirty_slots(db, project, range, stale).await?;
     if dirty.len() <= DIRTY_SLOTS_READ_RAW {
         return Ok(dirty);
     }
@@ -344,6 +373,12 @@ pub async fn refresh_everything(db: &PgPool) -> Result<usize, sqlx::Error> {
 
 /// Consume the marks of `slots` (whole hours: callers pass chunks of [`whole_hours`]) and
 /// rebuild their rollups, in one transaction.
+///
+/// The marks and rollup rows the rebuild replaces are deleted by the statement that reads the
+/// calls, so all three come from one snapshot: a write committing at any moment is either in
+/// the read with its mark and appended rows deleted, or outside it with both kept. (Deleted by
+/// an earlier statement, a write committing in between would be read and keep its appended
+/// rows: counted twice.)
 async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("select pg_advisory_xact_lock(hashtextextended('weave rollups ' || $1, 0))")
@@ -351,7 +386,7 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
         .execute(&mut *tx)
         .await?;
     let marked: Vec<DateTime<Utc>> =
-        sqlx::query_scalar("delete from rollup_dirty where project_id = $1 and slot = any($2) returning slot")
+        sqlx::query_scalar("select distinct slot from rollup_dirty where project_id = $1 and slot = any($2)")
             .bind(project)
             .bind(slots)
             .fetch_all(&mut *tx)
@@ -363,19 +398,18 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     // An hour's rollups are built from all four of its slots (another refresh may have
     // consumed some of the marks).
     let slots = whole_hours(&marked);
-    for table in &ROLLUP_TABLES[1..] {
-        sqlx::query(&format!("delete from {table} where project_id = $1 and slot = any($2)"))
-            .bind(project)
-            .bind(&slots)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let consume = ROLLUP_TABLES
+        .iter()
+        .enumerate()
+        .map(|(i, table)| format!("consumed_{i} as (delete from {table} where project_id = $1 and slot = any($2))"))
+        .collect::<Vec<_>>()
+        .join(", ");
     // One read of the slots' calls with their usage rows gives every rollup (grouped here, as
     // the rows arrive: the SQL grouping cost more than the read).
     let mut calls: BTreeMap<(Span, DateTime<Utc>), CallRollup> = BTreeMap::new();
     let mut usage: BTreeMap<DateTime<Utc>, UsageRollup> = BTreeMap::new();
     let mut runs = RunSlots::default();
-    super::runs::runs_of_slots(&mut tx, project, &slots, |op_name, run| {
+    super::runs::runs_of_slots(&mut tx, project, &slots, &format!("with {consume}"), |op_name, run| {
         let slot = Span::Quarter.floor(run.started_at);
         for key in [(Span::Quarter, slot), (Span::Hour, Span::Hour.floor(slot))] {
             calls.entry(key).or_default().add(op_name.as_deref(), run.is_root, run.latency_ms, run.error);
@@ -386,10 +420,93 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
         runs.add(slot, run);
     })
     .await?;
-    write_calls(&mut tx, project, calls).await?;
+    write_calls(&mut tx, project, calls, Rows::Rebuilt).await?;
     write_usage(&mut tx, project, &usage).await?;
     super::run_slots::write(&mut tx, project, runs).await?;
     tx.commit().await
+}
+
+/// Which rollup rows a write adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// A slot's rows, rebuilt from all its calls.
+    Rebuilt,
+    /// Rows a write transaction appends for the calls it inserted.
+    Appended,
+}
+
+/// A call as an upsert wrote it (its `returning` clause is [`WrittenCall::RETURNING`]): what
+/// the rollups count of it, and whether the statement inserted it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct WrittenCall {
+    pub project_id: String,
+    pub id: String,
+    /// Inserted by the statement, rather than updated.
+    pub inserted: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub op_name: Option<String>,
+    pub is_root: bool,
+    pub latency_ms: Option<f64>,
+    pub error: bool,
+}
+
+impl WrittenCall {
+    /// The `returning` clause for `insert into calls as c ... on conflict do update`. A row an
+    /// insert wrote has no `xmax` yet; one it updated has the updater's.
+    pub const RETURNING: &str = concat!("returning c.project_id, c.id, c.xmax = 0 as inserted, ", call_facts!());
+}
+
+/// Append rollup rows for the calls a write transaction inserted (`written`, each with the
+/// usage rows it wrote), so a stats request keeps reading their slots' rollups rather than
+/// their calls. A slot is covered only when every call the transaction wrote in it is new:
+/// any other change (an update, a late end) leaves its mark uncovered, and its slot is read
+/// raw until rebuilt, as is a slot whose appended token sums would not fit a bigint.
+#[tracing::instrument(level = "debug", skip_all, fields(calls = written.len()))]
+pub async fn append(conn: &mut PgConnection, written: &[(WrittenCall, &[UsageRow])]) -> Result<(), sqlx::Error> {
+    let mut projects: BTreeMap<&str, Vec<&(WrittenCall, &[UsageRow])>> = BTreeMap::new();
+    for entry in written.iter().filter(|(call, _)| call.started_at.is_some()) {
+        projects.entry(entry.0.project_id.as_str()).or_default().push(entry);
+    }
+    for (project, written) in projects {
+        let slot_of = |call: &WrittenCall| call.started_at.map(|t| Span::Quarter.floor(t));
+        let mut uncovered: BTreeSet<DateTime<Utc>> =
+            written.iter().filter(|(call, _)| !call.inserted).filter_map(|(call, _)| slot_of(call)).collect();
+        let mut usage: BTreeMap<DateTime<Utc>, UsageRollup> = BTreeMap::new();
+        for (call, rows) in written.iter().filter(|(call, rows)| call.inserted && !rows.is_empty()) {
+            let slot = slot_of(call).expect("filtered on started_at");
+            usage.entry(slot).or_default().add(call.op_name.as_deref(), call.is_root, rows);
+        }
+        uncovered.extend(usage.iter().filter(|(_, rollup)| rollup.overflows()).map(|(&slot, _)| slot));
+        usage.retain(|slot, _| !uncovered.contains(slot));
+        let mut calls: BTreeMap<(Span, DateTime<Utc>), CallRollup> = BTreeMap::new();
+        let mut covered = BTreeSet::new();
+        for (call, _) in &written {
+            let slot = slot_of(call).expect("filtered on started_at");
+            if uncovered.contains(&slot) {
+                continue;
+            }
+            covered.insert(slot);
+            for key in [(Span::Quarter, slot), (Span::Hour, Span::Hour.floor(slot))] {
+                calls.entry(key).or_default().add(call.op_name.as_deref(), call.is_root, call.latency_ms, call.error);
+            }
+        }
+        if covered.is_empty() {
+            continue;
+        }
+        write_calls(conn, project, calls, Rows::Appended).await?;
+        write_usage(conn, project, &usage).await?;
+        // The insert trigger marked these slots dirty in this transaction (one mark per
+        // transaction and slot): say its writes are in the rollups already.
+        sqlx::query(
+            "update rollup_dirty set covered = true
+             where project_id = $1 and slot = any($2) and txid = txid_current()",
+        )
+        .bind(project)
+        .bind(covered.into_iter().collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The call rollup rows and latency pages of the rebuilt slots (their old rows already
@@ -398,6 +515,7 @@ async fn write_calls(
     tx: &mut PgConnection,
     project: &str,
     calls: BTreeMap<(Span, DateTime<Utc>), CallRollup>,
+    kind: Rows,
 ) -> Result<(), sqlx::Error> {
     /// Rows of `call_slots`, or of `call_op_slots` with `op` filled.
     #[derive(Default)]
@@ -426,7 +544,7 @@ async fn write_calls(
         for (part, (op, mut group)) in groups.enumerate() {
             let part = part as i32;
             group.latencies.sort_unstable_by(f64::total_cmp);
-            let (latencies, group_pages) = encode_latencies(&group.latencies);
+            let (latencies, group_pages) = encode_latencies(&group.latencies, kind);
             let rows = match op {
                 None => &mut whole,
                 Some((op_name, is_root)) => {
@@ -478,6 +596,9 @@ async fn write_calls(
     .bind(per_op.latencies)
     .execute(&mut *tx)
     .await?;
+    if pages.page.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "insert into call_latency_pages (project_id, minutes, slot, part, page, latencies)
          select $1, * from unnest($2::int2[], $3::timestamptz[], $4::int4[], $5::int4[], $6::bytea[])",
@@ -532,6 +653,9 @@ async fn write_usage(
     const SUMS: &str =
         "input_tokens, output_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens,
          uncached_input_tokens";
+    if whole.slot.is_empty() {
+        return Ok(());
+    }
     let whole_sql = format!(
         "insert into usage_slots (project_id, slot, model, usage_rows, {SUMS})
          select $1, * from unnest($2::timestamptz[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],

@@ -247,14 +247,19 @@ async fn maintenance_vacuums_and_analyzes_the_rollup_tables_and_answers_stay_the
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_request_reads_a_few_stale_slots_raw_and_rebuilds_a_backlog_first(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    // One call in each of 120 quarter hours: more stale slots than a request reads raw.
+    // One call in each of 120 quarter hours, its end arriving after its start (an update, which
+    // appends no rollup rows): more stale slots than a request reads raw.
     let spread = |id: String, slot: i64| {
         vec![
             start_item(start(&id, &at(slot * 900_000 + 1_000), json!({"trace_id": id, "op_name": op(slot as u64)}))),
             end_item(end(&id, &at(slot * 900_000 + 2_000 + slot), json!({}))),
         ]
     };
-    send(&app, (0..120).flat_map(|n| spread(format!("s{n}"), n)).collect()).await;
+    let halves: Vec<Value> = (0..120).flat_map(|n| spread(format!("s{n}"), n)).collect();
+    let (starts, ends): (Vec<Value>, Vec<Value>) = halves.into_iter().partition(|item| item["mode"] == "start");
+    send(&app, starts).await;
+    send(&app, ends).await;
+    assert_eq!(app.count_rows("rollup_dirty where not covered").await, 120);
     let request = dashboard(T0, &at(120 * 900_000), "UTC", 3600, json!(null));
     let everything = json!({"$expr": {"$not": [{"$eq": [{"$getField": "id"}, {"$literal": ""}]}]}});
     let mut raw_request = request.clone();
@@ -265,10 +270,12 @@ async fn a_request_reads_a_few_stale_slots_raw_and_rebuilds_a_backlog_first(pool
     assert_eq!(app.count_rows("call_slots where minutes = 15").await, 120);
     assert_eq!(app.count_rows("call_slots where minutes = 60").await, 30, "and their hours");
 
-    // A few new calls leave their slots stale: the request reads them raw and rebuilds nothing.
+    // A few changed calls leave their slots stale: the request reads them raw and rebuilds
+    // nothing.
+    send(&app, (7..10).map(|n| end_item(end(&format!("s{n}"), &at(n * 900_000 + 5_000), json!({})))).collect()).await;
     send(&app, (7..10).flat_map(|n| spread(format!("late{n}"), n)).collect()).await;
     let stale = app.count_rows("rollup_dirty").await;
-    assert!(stale > 0);
+    assert!(app.count_rows("rollup_dirty where not covered").await > 0);
     let answer = app.ok("/calls/stats", request).await;
     assert_eq!(answer, app.ok("/calls/stats", raw_request).await);
     assert_eq!(app.count_rows("rollup_dirty").await, stale, "stale slots are left to the refresher");
@@ -307,129 +314,101 @@ async fn usage_sums_past_the_bigint_range_are_read_raw_and_stay_exact(pool: PgPo
     assert_eq!((uncached, read), (None, None), "uncached input saturates per row at i64::MAX: 3 of them overflow");
     let request = json!({"project_id": PROJECT, "start": T0, "end": at(3_600_000), "granularity": 3600,
         "usage_metrics": [{"metric": "input_tokens", "aggregations": ["sum"]}, {"metric": "output_tokens", "aggregations": ["sum"]}]});
-    let answer = app.ok("/calls/stats", request).await;
+    let answer = app.ok("/calls/stats", request.clone()).await;
     assert_eq!(answer["usage_buckets"][0]["sum_input_tokens"], json!(i64::MAX), "3 × 9e18 saturates, read raw");
     assert_eq!(answer["usage_buckets"][0]["sum_output_tokens"], json!(3));
-}
 
-/// Call `n` of a busy half hour: most on one op, latencies with many exact ties (0, 1 and 5 ms),
-/// some spread over six decades, a few ending before they start.
-fn busy_call(n: u64) -> (Value, Option<Value>) {
-    let started = (n * 7_919) as i64 % 1_800_000;
-    let id = format!("b{n}");
-    let op_name = if n % 5 == 0 { op(1) } else { op(2) };
-    let parent = (n % 3 != 0).then(|| format!("b{}", n - n % 3));
-    let start =
-        start(&id, &at(started), json!({"trace_id": format!("bt{}", n / 3), "parent_id": parent, "op_name": op_name}));
-    if n % 97 == 5 {
-        return (start, None);
-    }
-    let latency_us: i64 = match n % 10 {
-        0 => 0,
-        1 => 1_000,
-        2 | 3 => 5_000,
-        4 if n % 40 == 4 => -((n * 31) as i64 % 7_000),
-        _ => (((n * 2_654_435_761) % 1_000_000) as f64 / 1_000_000.0 * 13.8).exp() as i64,
-    };
-    let exception = (n % 13 == 0).then_some("ValueError");
-    let end = end(
-        &id,
-        &(t0() + TimeDelta::microseconds(started * 1000 + latency_us)).to_rfc3339(),
-        json!({"exception": exception}),
-    );
-    (start, Some(end))
+    // A new call in the same slot appends a row that fits: the slot's gpt-4o rows are still
+    // read raw, and the appended row is not counted on top of them.
+    ingest(
+        &app,
+        vec![(
+            start("h9", &at(90_000), json!({"trace_id": "h9", "op_name": op(1)})),
+            Some(end(
+                "h9",
+                &at(90_500),
+                json!({"summary": {"usage": {"gpt-4o": {"input_tokens": 5, "output_tokens": 2}}}}),
+            )),
+        )],
+    )
+    .await;
+    assert_eq!(app.count_rows("rollup_dirty where covered").await, 1, "the new call's slot is covered");
+    assert_eq!(app.count_rows("usage_slots where model = 'gpt-4o'").await, 2, "its row is appended");
+    let answer = app.ok("/calls/stats", request).await;
+    assert_eq!(answer["usage_buckets"][0]["sum_input_tokens"], json!(i64::MAX));
+    assert_eq!(answer["usage_buckets"][0]["sum_output_tokens"], json!(5));
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn paged_latencies_answer_every_percentile_exactly_like_the_calls(pool: PgPool) {
+async fn new_calls_append_rollup_rows_that_stats_read_before_any_rebuild(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    // ~1,000 calls a quarter hour: whole slots and the busy op's groups keep their latencies in
-    // pages, the quiet op's groups list them.
-    let calls: Vec<_> = (0..2_000).map(busy_call).collect();
-    ingest(&app, calls).await;
-    let everything = json!({"$expr": {"$not": [{"$eq": [{"$getField": "id"}, {"$literal": ""}]}]}});
-    let latency = json!([{"metric": "latency_ms", "aggregations": ["sum", "avg", "min", "max", "count", "count_true", "count_false"],
-                          "percentiles": [0, 0.1, 1, 5, 25, 33.3, 50, 75, 90, 95, 99, 99.9, 100]}]);
-    let requests = [
-        (T0.to_string(), at(1_800_000), "UTC", 900, json!(null)),
-        (T0.to_string(), at(1_800_000), "UTC", 3600, json!(null)),
-        // Whole hours: read from hour rows and their pages.
-        (at(-3_600_000), at(7_200_000), "UTC", 3600, json!(null)),
-        (at(-7_200_000), at(7_200_000), "America/New_York", 86_400, json!({"op_names": [op(2)]})),
-        (at(-7_003), at(1_800_000 - 61_000), "America/New_York", 1800, json!(null)),
-        (T0.to_string(), at(1_800_000), "Asia/Kathmandu", 2700, json!(null)),
-        (T0.to_string(), at(1_800_000), "UTC", 1800, json!({"op_names": [op(2)]})),
-        (T0.to_string(), at(1_800_000), "UTC", 900, json!({"op_names": [op(2)], "trace_roots_only": true})),
-    ];
-    let same_both_ways = || async {
-        for (start, end, timezone, granularity, filter) in &requests {
-            let request = json!({"project_id": PROJECT, "start": start, "end": end, "timezone": timezone,
-                                 "granularity": granularity, "filter": filter, "call_metrics": latency});
-            let mut raw_request = request.clone();
-            merge(&mut raw_request, json!({"query": everything}));
-            let fast = app.ok("/calls/stats", request.clone()).await;
-            assert_eq!(
-                fast,
-                app.ok("/calls/stats", raw_request).await,
-                "paged rollups and calls disagree on {request}"
-            );
-        }
-    };
-    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
-    same_both_ways().await;
-    let pages = app.count_rows("call_latency_pages").await;
-    assert!(pages >= 2 * 4 * 2, "whole slots and the busy op's groups are paged ({pages} pages)");
-    let hour_pages = app.count_rows("call_latency_pages where minutes = 60").await;
-    assert!(hour_pages >= 2 * 8, "the hour's whole and busy op groups are paged ({hour_pages} pages)");
-    // The whole-hour requests are served by the hour rows: spoil the pages of the hours' whole
-    // groups and they differ.
-    sqlx::query(
-        "update call_latency_pages set latencies = substring(latencies from 9) || substring(latencies for 8)
-         where minutes = 60 and part = 0",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    let request = json!({"project_id": PROJECT, "start": at(-3_600_000), "end": at(7_200_000), "timezone": "UTC",
-                         "granularity": 3600, "call_metrics": latency});
-    let mut raw_request = request.clone();
-    merge(&mut raw_request, json!({"query": everything}));
-    let (spoiled, raw) = (app.post("/calls/stats", request).await, app.ok("/calls/stats", raw_request).await);
-    assert_ne!(spoiled.body, raw, "hour pages are read for whole hours");
-    sqlx::query("insert into rollup_dirty (project_id, slot) select distinct project_id, slot from call_slots")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
-    same_both_ways().await;
+    // Six batches of new calls, as a live app sends them: each appends its own rows.
+    let calls: Vec<_> = (0..300).map(call).collect();
+    for batch in calls.chunks(50) {
+        ingest(&app, batch.to_vec()).await;
+    }
+    let marks = app.count_rows("rollup_dirty").await;
+    assert!(marks > 0);
+    assert_eq!(app.count_rows("rollup_dirty where covered").await, marks, "new calls cover their slots");
+    let stacked = "(select 1 from call_slots group by minutes, slot having count(*) > 1) s";
+    assert!(app.count_rows(stacked).await > 0, "several batches append to one slot");
+    assert_eq!(app.count_rows("call_latency_pages").await, 0, "appended rows list their latencies");
 
-    // Late ends, deletes and a new call move values between bins and pages.
-    let late: Vec<Value> = (0..2_000)
-        .filter(|n| n % 97 == 5)
-        .map(|n| end_item(end(&format!("b{n}"), &at(1_799_999), json!({}))))
+    // The answers come from those rows: spoil them and the answer changes.
+    let request = dashboard(T0, &at(3 * 3_600_000), "UTC", 900, json!(null));
+    let before = app.ok("/calls/stats", request.clone()).await;
+    assert_eq!(total_calls(&before), 300);
+    sqlx::query("update call_slots set calls = calls + 1000").execute(&app.pool).await.unwrap();
+    assert_ne!(app.ok("/calls/stats", request.clone()).await, before, "stats read the appended rows");
+    sqlx::query("update call_slots set calls = calls - 1000").execute(&app.pool).await.unwrap();
+
+    // Exactly the calls' answers, before and after a rebuild folds the rows into one per slot.
+    same_both_ways(&app).await;
+    assert_eq!(app.count_rows(stacked).await, 0, "a rebuild leaves one row per slot");
+    assert_eq!(app.ok("/calls/stats", request).await, before);
+
+    // Ends arriving after their starts change calls already counted: not covered, read raw.
+    let running: Vec<Value> = (0..300)
+        .filter(|n| n % 11 == 3)
+        .map(|n| end_item(end(&format!("c{n}"), &at(3 * 3_600_000 - 1), json!({}))))
         .collect();
-    send(&app, late).await;
-    app.ok("/calls/delete", json!({"project_id": PROJECT, "call_ids": ["b3", "b300", "b1201"]})).await;
-    ingest(&app, vec![busy_call(5_000)]).await;
-    same_both_ways().await;
-    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
-    same_both_ways().await;
+    send(&app, running).await;
+    assert!(app.count_rows("rollup_dirty where not covered").await > 0);
+    same_both_ways(&app).await;
+}
 
-    // A write whose transaction is open while the refresher rebuilds its slot's pages (dirty
-    // from a committed write too): its mark stays, the next request reads the slot raw, and
-    // the next refresh pages it.
-    ingest(&app, vec![busy_call(5_001)]).await;
-    let mut writer = app.pool.begin().await.unwrap();
-    sqlx::query("update calls set ended_at = started_at + interval '2 hours' where project_id = $1 and id = 'b7'")
-        .bind(PROJECT)
-        .execute(&mut *writer)
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_write_committing_while_a_rebuild_waits_is_counted_once(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    ingest(&app, (0..50).map(call).collect()).await;
+    weave_trace_server::store::slots::refresh_everything(&pool).await.unwrap();
+    ingest(&app, (50..60).map(call).collect()).await;
+
+    // Hold the rollup rows, so the next rebuild stops where it deletes them; a write of new
+    // calls into the same hours commits while it waits.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("select 1 from call_slots for update").execute(&mut *holder).await.unwrap();
+    let rebuild = tokio::spawn({
+        let pool = pool.clone();
+        async move { weave_trace_server::store::slots::refresh_everything(&pool).await }
+    });
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
         .await
         .unwrap();
-    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
-    writer.commit().await.unwrap();
-    assert!(app.count_rows("rollup_dirty").await > 0, "the racing write's mark survived the refresh");
-    same_both_ways().await;
-    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
-    assert_eq!(app.count_rows("rollup_dirty").await, 0);
-    same_both_ways().await;
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    ingest(&app, (60..100).map(call).collect()).await;
+    holder.commit().await.unwrap();
+    rebuild.await.unwrap().unwrap();
+
+    // The write's calls are either in the rebuilt rows or in its own: not in both.
+    let answers = same_both_ways(&app).await;
+    assert_eq!(total_calls(&answers[0]), 100);
 }
