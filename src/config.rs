@@ -131,6 +131,10 @@ pub struct ServeConfig {
     /// Heavy requests one API key may have running at once (more: 503 with Retry-After).
     #[arg(long, env = "MAX_HEAVY_REQUESTS_PER_KEY", default_value_t = 4)]
     pub max_heavy_requests_per_key: usize,
+    /// Call writes (`/call/upsert_batch`, `/call/start`, `/call/end`, and the v2 forms) run at once;
+    /// more queue in the server until one finishes. Default: 4 per CPU core; 0: no limit.
+    #[arg(long, env = "MAX_WRITE_TRANSACTIONS")]
+    pub max_write_transactions: Option<usize>,
     /// Client connections served at once (more wait in the listen backlog).
     #[arg(long, env = "MAX_CLIENT_CONNECTIONS", default_value_t = 1024)]
     pub max_client_connections: usize,
@@ -180,6 +184,7 @@ impl ServeConfig {
                 stats_max_percentiles: self.stats_max_percentiles,
                 heavy_requests: self.max_heavy_requests.max(1),
                 heavy_requests_per_key: self.max_heavy_requests_per_key.max(1),
+                write_transactions: self.max_write_transactions.unwrap_or_else(Limits::write_transactions_per_cores),
             },
         })
     }

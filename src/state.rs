@@ -14,6 +14,8 @@ pub struct AppState {
     pub health_db: sqlx::PgPool,
     pub settings: Settings,
     pub heavy: Arc<HeavyGate>,
+    /// Admits write transactions (`Limits::write_transactions`).
+    pub writes: Arc<Semaphore>,
     /// The default prices, read once (`store::prices::Defaults`).
     pub default_prices: Arc<crate::store::prices::Defaults>,
 }
@@ -22,7 +24,12 @@ impl AppState {
     pub fn new(db: sqlx::PgPool, settings: Settings) -> Self {
         crate::telemetry::metrics_handle();
         let heavy = Arc::new(HeavyGate::new(settings.limits.heavy_requests, settings.limits.heavy_requests_per_key));
-        Self { health_db: db.clone(), db, settings, heavy, default_prices: Arc::default() }
+        let writes = match settings.limits.write_transactions {
+            0 => Semaphore::MAX_PERMITS,
+            n => n,
+        };
+        let writes = Arc::new(Semaphore::new(writes));
+        Self { health_db: db.clone(), db, settings, heavy, writes, default_prices: Arc::default() }
     }
 
     /// Answer `/health` from `pool` (one reserved connection is enough).
@@ -61,11 +68,29 @@ pub struct Limits {
     pub heavy_requests: usize,
     /// Heavy requests one key may have running at once.
     pub heavy_requests_per_key: usize,
+    /// Call writes run at once (0: no limit). Past a few per core, more writers only share the
+    /// CPU more thinly, and slow every read with them.
+    pub write_transactions: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { stats_max_values: 2_000_000, stats_max_percentiles: 20, heavy_requests: 8, heavy_requests_per_key: 4 }
+        Self {
+            stats_max_values: 2_000_000,
+            stats_max_percentiles: 20,
+            heavy_requests: 8,
+            heavy_requests_per_key: 4,
+            write_transactions: Self::write_transactions_per_cores(),
+        }
+    }
+}
+
+impl Limits {
+    /// The default write limit: 4 per CPU core the process may use (measured on 2 cores: 64
+    /// clients writing into the present hour, stats p50 55 ms at 8 against 1 s unlimited, and
+    /// as many calls written).
+    pub fn write_transactions_per_cores() -> usize {
+        4 * std::thread::available_parallelism().map_or(1, usize::from)
     }
 }
 

@@ -131,6 +131,8 @@ pub(crate) async fn ingest(state: &AppState, caller: &Caller, items: Vec<BatchIt
     for half in &halves {
         caller.authorize(half.project_id())?;
     }
+    // Writers wait here, holding no connection, rather than in Postgres for the CPU.
+    let _turn = state.writes.acquire().await.map_err(|_| ApiError::Busy("the server is shutting down".into()))?;
     let mut known_traces = HashMap::new();
     for (project, parents) in ingest::parents_to_look_up(&halves) {
         for (id, trace) in calls_store::trace_ids_of(&state.db, project, &parents).await? {

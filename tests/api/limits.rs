@@ -231,3 +231,41 @@ async fn run_statistics_over_more_runs_than_the_values_budget_are_413_from_rollu
     }
     healthy(&app).await;
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn writers_past_the_write_limit_queue_in_the_server_and_all_land(pool: PgPool) {
+    let limits = Limits { write_transactions: 1, ..Limits::default() };
+    let app = TestApp::with_settings(pool.clone(), Settings { limits, ..Settings::default() }).await;
+    let at = "2025-01-15T11:00:00Z";
+    ingest(&app, vec![(start("held", at, json!({})), None)]).await;
+    // Hold the call's row: a write of it waits in Postgres until the holder commits.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("select 1 from calls where id = 'held' for update").execute(&mut *holder).await.unwrap();
+    let writes = futures_util::future::join_all((0..3).map(|i| {
+        let batch = json!({"batch": [start_item(start("held", at, json!({"display_name": format!("w{i}")})))]});
+        app.post("/call/upsert_batch", batch)
+    }));
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let observe = async {
+        while waiting().await == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let in_postgres = waiting().await;
+        holder.commit().await.unwrap();
+        in_postgres
+    };
+    let (replies, in_postgres) = tokio::join!(writes, observe);
+    assert_eq!(in_postgres, 1, "one writer waits in Postgres, the others in the server");
+    for reply in replies {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    assert_eq!(app.count_rows("calls").await, 1);
+}
