@@ -375,6 +375,143 @@ async fn new_calls_append_rollup_rows_that_stats_read_before_any_rebuild(pool: P
     send(&app, running).await;
     assert!(app.count_rows("rollup_dirty where not covered").await > 0);
     same_both_ways(&app).await;
+
+    // A bulk write (more calls than a row lists) is left to the rebuild.
+    let bulk: Vec<_> = (0..200)
+        .map(|n| {
+            let id = format!("bulk{n}");
+            (
+                start(&id, &at(4 * 3_600_000 + n as i64), json!({"trace_id": id})),
+                Some(end(&id, &at(4 * 3_600_000 + 500), json!({}))),
+            )
+        })
+        .collect();
+    ingest(&app, bulk).await;
+    assert_eq!(app.count_rows("rollup_dirty where not covered").await, 1);
+    assert_eq!(app.count_rows("rollup_dirty where covered").await, 0);
+    same_both_ways(&app).await;
+}
+
+/// Call `n` of a busy half hour: most on one op, latencies with many exact ties (0, 1 and 5 ms),
+/// some spread over six decades, a few ending before they start.
+fn busy_call(n: u64) -> (Value, Option<Value>) {
+    let started = (n * 7_919) as i64 % 1_800_000;
+    let id = format!("b{n}");
+    let op_name = if n % 5 == 0 { op(1) } else { op(2) };
+    let parent = (n % 3 != 0).then(|| format!("b{}", n - n % 3));
+    let start =
+        start(&id, &at(started), json!({"trace_id": format!("bt{}", n / 3), "parent_id": parent, "op_name": op_name}));
+    if n % 97 == 5 {
+        return (start, None);
+    }
+    let latency_us: i64 = match n % 10 {
+        0 => 0,
+        1 => 1_000,
+        2 | 3 => 5_000,
+        4 if n % 40 == 4 => -((n * 31) as i64 % 7_000),
+        _ => (((n * 2_654_435_761) % 1_000_000) as f64 / 1_000_000.0 * 13.8).exp() as i64,
+    };
+    let exception = (n % 13 == 0).then_some("ValueError");
+    let end = end(
+        &id,
+        &(t0() + TimeDelta::microseconds(started * 1000 + latency_us)).to_rfc3339(),
+        json!({"exception": exception}),
+    );
+    (start, Some(end))
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn paged_latencies_answer_every_percentile_exactly_like_the_calls(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    // ~1,000 calls a quarter hour: whole slots and the busy op's groups keep their latencies in
+    // pages, the quiet op's groups list them.
+    let calls: Vec<_> = (0..2_000).map(busy_call).collect();
+    ingest(&app, calls).await;
+    let everything = json!({"$expr": {"$not": [{"$eq": [{"$getField": "id"}, {"$literal": ""}]}]}});
+    let latency = json!([{"metric": "latency_ms", "aggregations": ["sum", "avg", "min", "max", "count", "count_true", "count_false"],
+                          "percentiles": [0, 0.1, 1, 5, 25, 33.3, 50, 75, 90, 95, 99, 99.9, 100]}]);
+    let requests = [
+        (T0.to_string(), at(1_800_000), "UTC", 900, json!(null)),
+        (T0.to_string(), at(1_800_000), "UTC", 3600, json!(null)),
+        // Whole hours: read from hour rows and their pages.
+        (at(-3_600_000), at(7_200_000), "UTC", 3600, json!(null)),
+        (at(-7_200_000), at(7_200_000), "America/New_York", 86_400, json!({"op_names": [op(2)]})),
+        (at(-7_003), at(1_800_000 - 61_000), "America/New_York", 1800, json!(null)),
+        (T0.to_string(), at(1_800_000), "Asia/Kathmandu", 2700, json!(null)),
+        (T0.to_string(), at(1_800_000), "UTC", 1800, json!({"op_names": [op(2)]})),
+        (T0.to_string(), at(1_800_000), "UTC", 900, json!({"op_names": [op(2)], "trace_roots_only": true})),
+    ];
+    let same_both_ways = || async {
+        for (start, end, timezone, granularity, filter) in &requests {
+            let request = json!({"project_id": PROJECT, "start": start, "end": end, "timezone": timezone,
+                                 "granularity": granularity, "filter": filter, "call_metrics": latency});
+            let mut raw_request = request.clone();
+            merge(&mut raw_request, json!({"query": everything}));
+            let fast = app.ok("/calls/stats", request.clone()).await;
+            assert_eq!(
+                fast,
+                app.ok("/calls/stats", raw_request).await,
+                "paged rollups and calls disagree on {request}"
+            );
+        }
+    };
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    same_both_ways().await;
+    let pages = app.count_rows("call_latency_pages").await;
+    assert!(pages >= 2 * 4 * 2, "whole slots and the busy op's groups are paged ({pages} pages)");
+    let hour_pages = app.count_rows("call_latency_pages where minutes = 60").await;
+    assert!(hour_pages >= 2 * 8, "the hour's whole and busy op groups are paged ({hour_pages} pages)");
+    // The whole-hour requests are served by the hour rows: spoil the pages of the hours' whole
+    // groups and they differ.
+    sqlx::query(
+        "update call_latency_pages set latencies = substring(latencies from 9) || substring(latencies for 8)
+         where minutes = 60 and part = 0",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let request = json!({"project_id": PROJECT, "start": at(-3_600_000), "end": at(7_200_000), "timezone": "UTC",
+                         "granularity": 3600, "call_metrics": latency});
+    let mut raw_request = request.clone();
+    merge(&mut raw_request, json!({"query": everything}));
+    let (spoiled, raw) = (app.post("/calls/stats", request).await, app.ok("/calls/stats", raw_request).await);
+    assert_ne!(spoiled.body, raw, "hour pages are read for whole hours");
+    sqlx::query("insert into rollup_dirty (project_id, slot) select distinct project_id, slot from call_slots")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    same_both_ways().await;
+
+    // Late ends, deletes and a new call move values between bins and pages.
+    let late: Vec<Value> = (0..2_000)
+        .filter(|n| n % 97 == 5)
+        .map(|n| end_item(end(&format!("b{n}"), &at(1_799_999), json!({}))))
+        .collect();
+    send(&app, late).await;
+    app.ok("/calls/delete", json!({"project_id": PROJECT, "call_ids": ["b3", "b300", "b1201"]})).await;
+    ingest(&app, vec![busy_call(5_000)]).await;
+    same_both_ways().await;
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    same_both_ways().await;
+
+    // A write whose transaction is open while the refresher rebuilds its slot's pages (dirty
+    // from a committed write too): its mark stays, the next request reads the slot raw, and
+    // the next refresh pages it.
+    ingest(&app, vec![busy_call(5_001)]).await;
+    let mut writer = app.pool.begin().await.unwrap();
+    sqlx::query("update calls set ended_at = started_at + interval '2 hours' where project_id = $1 and id = 'b7'")
+        .bind(PROJECT)
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    writer.commit().await.unwrap();
+    assert!(app.count_rows("rollup_dirty").await > 0, "the racing write's mark survived the refresh");
+    same_both_ways().await;
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    assert_eq!(app.count_rows("rollup_dirty").await, 0);
+    same_both_ways().await;
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
