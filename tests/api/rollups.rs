@@ -512,6 +512,12 @@ async fn paged_latencies_answer_every_percentile_exactly_like_the_calls(pool: Pg
     weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
     assert_eq!(app.count_rows("rollup_dirty").await, 0);
     same_both_ways().await;
+
+    // New calls into paged slots append listed rows beside them: percentiles merge both.
+    ingest(&app, (5_002..5_012).map(busy_call).collect()).await;
+    assert!(app.count_rows("rollup_dirty").await > 0);
+    assert_eq!(app.count_rows("rollup_dirty where not covered").await, 0, "the new calls' slots are covered");
+    same_both_ways().await;
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
