@@ -25,8 +25,8 @@ pub async fn write(conn: &mut PgConnection, writes: &Writes) -> Result<(), sqlx:
     let complete = upsert_complete(conn, &writes.complete).await?;
     let starts = upsert_starts(conn, &writes.starts).await?;
     let ends = upsert_ends(conn, &writes.ends).await?;
-    // The usage rows each complete call wrote (the ends' count only when inserted, and an
-    // inserted lone end has no start: not counted).
+    // Appended usage comes from complete calls only: a lone end either updates a call (its
+    // slot is then not covered) or inserts one without a start (not counted).
     let usage: HashMap<(&str, &str), &[UsageRow]> =
         writes.complete.iter().map(|(_, e)| ((e.project_id.as_str(), e.id.as_str()), e.usage.as_slice())).collect();
     let written: Vec<(WrittenCall, &[UsageRow])> = complete
