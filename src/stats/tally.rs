@@ -188,9 +188,7 @@ impl UsageRollup {
             add(self.per_op.entry((op_name.map(str::to_string), is_root, row.model.clone())).or_default());
         }
     }
-}
 
-impl UsageRollup {
     /// Whether a sum passes the bigint range (stored as null: its slot is read raw).
     pub fn overflows(&self) -> bool {
         let sums = self.whole.values().chain(self.per_op.values());

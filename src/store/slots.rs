@@ -420,9 +420,7 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     let mut runs = RunSlots::default();
     super::runs::runs_of_slots(&mut tx, project, &slots, &format!("with {consume}"), |op_name, run| {
         let slot = Span::Quarter.floor(run.started_at);
-        for key in [(Span::Quarter, slot), (Span::Hour, Span::Hour.floor(slot))] {
-            calls.entry(key).or_default().add(op_name.as_deref(), run.is_root, run.latency_ms, run.error);
-        }
+        count_call(&mut calls, slot, op_name.as_deref(), run.is_root, run.latency_ms, run.error);
         if !run.usage.is_empty() {
             usage.entry(slot).or_default().add(op_name.as_deref(), run.is_root, &run.usage);
         }
@@ -433,6 +431,21 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     write_usage(&mut tx, project, &usage).await?;
     super::run_slots::write(&mut tx, project, runs).await?;
     tx.commit().await
+}
+
+/// Count a call starting in the quarter hour `slot` into its quarter hour's and its hour's
+/// call rollups (a rebuild and an append count alike).
+fn count_call(
+    calls: &mut BTreeMap<(Span, DateTime<Utc>), CallRollup>,
+    slot: DateTime<Utc>,
+    op_name: Option<&str>,
+    is_root: bool,
+    latency_ms: Option<f64>,
+    is_error: bool,
+) {
+    for key in [(Span::Quarter, slot), (Span::Hour, Span::Hour.floor(slot))] {
+        calls.entry(key).or_default().add(op_name, is_root, latency_ms, is_error);
+    }
 }
 
 /// Which rollup rows a write adds.
@@ -511,9 +524,7 @@ pub async fn append(conn: &mut PgConnection, written: &[(WrittenCall, &[UsageRow
                 continue;
             }
             covered.insert(slot);
-            for key in [(Span::Quarter, slot), (Span::Hour, Span::Hour.floor(slot))] {
-                calls.entry(key).or_default().add(call.op_name.as_deref(), call.is_root, call.latency_ms, call.error);
-            }
+            count_call(&mut calls, slot, call.op_name.as_deref(), call.is_root, call.latency_ms, call.error);
         }
         if covered.is_empty() {
             continue;
