@@ -2,7 +2,7 @@
 //!
 //! Writes are set-based (`insert ... select from unnest(...)`), one statement per kind of row
 //! for a whole batch, so ingesting a batch costs a handful of round trips whatever its size.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
@@ -117,29 +117,30 @@ async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<Vec<Wri
     .bind(rows.iter().map(|r| Value::from(r.output_refs.clone())).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
-    replace_usage(conn, rows).await?;
+    replace_usage(conn, &rows.iter().collect::<Vec<_>>(), &written).await?;
     Ok(written)
 }
 
-/// Replace the usage rows of the calls these ends belong to.
-async fn replace_usage(conn: &mut PgConnection, rows: &[EndRow]) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
+/// Replace the usage rows of the calls these ends belong to. `written` is what the upsert
+/// returned for them: only the calls it updated can have old rows to delete, since a call's
+/// usage rows are written and deleted only with its row (a write inserting a call skips the
+/// delete, one index probe per call).
+async fn replace_usage(conn: &mut PgConnection, rows: &[&EndRow], written: &[WrittenCall]) -> Result<(), sqlx::Error> {
     // One delete per project: a statement naming its project stays on one shard under Citus.
-    let mut projects: Vec<&str> = rows.iter().map(|r| r.project_id.as_str()).collect();
-    projects.sort_unstable();
-    projects.dedup();
-    for project in projects {
+    let mut updated: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for call in written.iter().filter(|call| !call.inserted) {
+        updated.entry(call.project_id.as_str()).or_default().push(call.id.as_str());
+    }
+    for (project, ids) in updated {
         sqlx::query(
             "delete from call_usage u using unnest($2::text[]) as e(id) where u.project_id = $1 and u.call_id = e.id",
         )
         .bind(project)
-        .bind(rows.iter().filter(|r| r.project_id == project).map(|r| r.id.clone()).collect::<Vec<_>>())
+        .bind(ids)
         .execute(&mut *conn)
         .await?;
     }
-    let usage: Vec<(&EndRow, &UsageRow)> = rows.iter().flat_map(|r| r.usage.iter().map(move |u| (r, u))).collect();
+    let usage: Vec<(&EndRow, &UsageRow)> = rows.iter().flat_map(|r| r.usage.iter().map(move |u| (*r, u))).collect();
     if usage.is_empty() {
         return Ok(());
     }
@@ -225,8 +226,7 @@ async fn upsert_complete(
     .bind(rows.iter().map(|(_, e)| Value::from(e.output_refs.clone())).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
-    let ends: Vec<EndRow> = rows.iter().map(|(_, e)| e.clone()).collect();
-    replace_usage(conn, &ends).await?;
+    replace_usage(conn, &rows.iter().map(|(_, e)| e).collect::<Vec<_>>(), &written).await?;
     Ok(written)
 }
 

@@ -102,7 +102,8 @@ pub(super) fn push_name_match(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, 
 
 fn push_ref_match(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, column: &str, refs: &[String]) {
     let patterns = NamePatterns::split(refs);
-    qb.push(" and (false");
+    // Implied by either match below; said so the partial ref indexes (migration 0016) apply.
+    qb.push(format_args!(" and {alias}.{column} <> '{{}}' and (false"));
     if !patterns.exact.is_empty() {
         qb.push(format_args!(" or {alias}.{column} && ")).push_bind(patterns.exact).push("::text[]");
     }

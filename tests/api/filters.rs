@@ -101,3 +101,41 @@ async fn a_filter_list_over_1000_values_is_rejected(pool: PgPool) {
     assert_eq!(reply.status, 422);
     assert_eq!(reply.body["detail"][0]["loc"], json!(["body", "filter", "call_ids"]));
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn ref_filters_can_use_the_ref_indexes_that_skip_calls_without_refs(pool: PgPool) {
+    use weave_trace_server::domain::filter::CallsFilter;
+    use weave_trace_server::store::filter::{push_conditions, Selection};
+    let app = seeded(pool.clone()).await;
+    // A project of many calls without refs, as the planner sees it at scale.
+    sqlx::query(
+        "insert into calls (project_id, id, trace_id, op_name, started_at, wb_user_id)
+         select $1, 'bulk' || i, 'bulk' || i, 'plain-op', now(), 'alice' from generate_series(1, 5000) i",
+    )
+    .bind(PROJECT)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("analyze calls").execute(&pool).await.unwrap();
+    assert_eq!(count(&app, json!({"input_refs": ["weave:///acme/app/object/doc:d2"]})).await, 1);
+    for (column, filter) in [
+        ("input_refs", json!({"input_refs": ["weave:///acme/app/object/doc:d2"]})),
+        ("output_refs", json!({"output_refs": ["weave:///acme/app/object/answer:a1"]})),
+    ] {
+        let selection = Selection { filter: serde_json::from_value::<CallsFilter>(filter).unwrap(), query: None };
+        let mut qb = sqlx::QueryBuilder::new("explain select c.id from calls c where c.project_id = ");
+        qb.push_bind(PROJECT);
+        push_conditions(&mut qb, "c", &selection);
+        let mut tx = pool.begin().await.unwrap();
+        let plan: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await.unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains(&format!("calls_{column}")), "{plan}");
+        // Calls without refs are not in the index at all.
+        let (definition,): (String,) = sqlx::query_as("select pg_get_indexdef($1::regclass)")
+            .bind(format!("calls_{column}"))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert!(definition.ends_with(&format!("WHERE ({column} <> '{{}}'::text[])")), "{definition}");
+    }
+}
