@@ -127,6 +127,17 @@ fn trace_sizes(calls: usize) -> Vec<usize> {
     sizes
 }
 
+/// Trace `t`'s id. Ids sort in time order, as the weave SDK's do (UUIDv7: a millisecond
+/// timestamp first), so index inserts land where a live app's do: at the end of each btree.
+fn trace_id(t: usize) -> String {
+    format!("t{t:08}")
+}
+
+/// The id of call `i` of trace `t`.
+fn call_id(t: usize, i: usize) -> String {
+    format!("t{t:08}-c{i:05}")
+}
+
 /// The start and end items of call `i` of trace `t` (of `size` calls, one of `traces`),
 /// appended to `out` as JSON, each followed by a comma. Traces start in order through the
 /// window, as an application reports them. Written as text (every string here is plain
@@ -141,12 +152,13 @@ fn call_items(t: usize, i: usize, size: usize, traces: usize, out: &mut String) 
     let started = root_start + TimeDelta::milliseconds((iu * 40) as i64 + (draw(tu, iu, 2) % 30) as i64);
     let parent = match i {
         0 => "null".to_string(),
-        _ => format!("\"t{t}-c{}\"", (i - 1) / 4),
+        _ => format!("\"{}\"", call_id(t, (i - 1) / 4)),
     };
     let (op, version) = (draw(tu, iu, 3) % 20, 1 + draw(tu, iu, 4) % 3);
+    let (id, trace) = (call_id(t, i), trace_id(t));
     let _ = write!(
         out,
-        r#"{{"mode":"start","req":{{"start":{{"project_id":"{PROJECT}","id":"t{t}-c{i}","trace_id":"t{t}","parent_id":{parent},"op_name":"weave:///bench/dashboard/op/op{op}:v{version}","started_at":"{}","attributes":{{"env":"bench"}},"inputs":{{"i":{i},"size":{size}}}}}}}}},"#,
+        r#"{{"mode":"start","req":{{"start":{{"project_id":"{PROJECT}","id":"{id}","trace_id":"{trace}","parent_id":{parent},"op_name":"weave:///bench/dashboard/op/op{op}:v{version}","started_at":"{}","attributes":{{"env":"bench"}},"inputs":{{"i":{i},"size":{size}}}}}}}}},"#,
         started.to_rfc3339()
     );
     if draw(tu, iu, 5) % 100 == 0 {
@@ -177,7 +189,7 @@ fn call_items(t: usize, i: usize, size: usize, traces: usize, out: &mut String) 
     let exception = if draw(tu, iu, 12) % 50 == 0 { r#""RuntimeError: bench""# } else { "null" };
     let _ = write!(
         out,
-        r#"{{"mode":"end","req":{{"end":{{"project_id":"{PROJECT}","id":"t{t}-c{i}","ended_at":"{}","exception":{exception},"output":{{"ok":true}},"summary":{summary}}}}}}},"#,
+        r#"{{"mode":"end","req":{{"end":{{"project_id":"{PROJECT}","id":"{id}","ended_at":"{}","exception":{exception},"output":{{"ok":true}},"summary":{summary}}}}}}},"#,
         ended.to_rfc3339()
     );
 }
@@ -653,9 +665,12 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         for task in tasks {
             task.await?;
         }
-        ingest_time += started.elapsed();
+        let elapsed = started.elapsed();
+        ingest_time += elapsed;
+        let calls_now = calls_before(until);
+        let segment = calls_now - calls_before(ingested_batches);
+        eprintln!("  up to {calls_now} calls: {:.0} calls/s", segment as f64 / elapsed.as_secs_f64());
         ingested_batches = until;
-        let calls_now = calls_before(ingested_batches);
         if calls_now < args.calls {
             settle(&db).await?;
             growth.push(growth_point(&server, calls_now, args.runs.min(10)).await);
@@ -699,9 +714,10 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let disk = disk_bytes(&db).await?;
 
     // The questions.
-    let big_trace = "t0";
-    let roots: Vec<String> = (sizes.len().saturating_sub(100)..sizes.len()).map(|t| format!("t{t}-c0")).collect();
-    let root_traces: Vec<String> = (sizes.len().saturating_sub(100)..sizes.len()).map(|t| format!("'t{t}'")).collect();
+    let big_trace = trace_id(0);
+    let roots: Vec<String> = (sizes.len().saturating_sub(100)..sizes.len()).map(|t| call_id(t, 0)).collect();
+    let root_traces: Vec<String> =
+        (sizes.len().saturating_sub(100)..sizes.len()).map(|t| format!("'{}'", trace_id(t))).collect();
     let mut questions: Vec<(&str, &str, Value, Vec<String>)> = DASHBOARD_QUESTIONS
         .iter()
         .map(|question @ &(_, name, zone, op, days, granularity)| {
