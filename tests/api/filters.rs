@@ -126,14 +126,13 @@ async fn ref_filters_can_use_the_ref_indexes_that_skip_calls_without_refs(pool: 
         let mut qb = sqlx::QueryBuilder::new("explain select c.id from calls c where c.project_id = ");
         qb.push_bind(PROJECT);
         push_conditions(&mut qb, "c", &selection);
-        let mut tx = pool.begin().await.unwrap();
-        let plan: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await.unwrap();
+        let plan: Vec<String> = qb.build_query_scalar().fetch_all(&pool).await.unwrap();
         let plan = plan.join("\n");
         assert!(plan.contains(&format!("calls_{column}")), "{plan}");
         // Calls without refs are not in the index at all.
         let (definition,): (String,) = sqlx::query_as("select pg_get_indexdef($1::regclass)")
             .bind(format!("calls_{column}"))
-            .fetch_one(&mut *tx)
+            .fetch_one(&pool)
             .await
             .unwrap();
         assert!(definition.ends_with(&format!("WHERE ({column} <> '{{}}'::text[])")), "{definition}");
