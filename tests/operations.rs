@@ -231,6 +231,24 @@ async fn slow_and_idle_clients_are_cut_after_the_header_timeout_and_held_to_the_
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
+async fn the_server_pool_sets_its_statement_timeout_and_compiles_no_query_with_jit(pool: PgPool) {
+    use weave_trace_server::store::{connect, PoolConfig};
+    let config = PoolConfig {
+        url: url_of(&pool).await,
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(7),
+    };
+    let server_pool = connect(&config).await.unwrap();
+    let (timeout, jit): (String, String) =
+        sqlx::query_as("select current_setting('statement_timeout'), current_setting('jit')")
+            .fetch_one(&server_pool)
+            .await
+            .unwrap();
+    assert_eq!((timeout.as_str(), jit.as_str()), ("7s", "off"));
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
 async fn memory_stays_bounded_for_a_32_mb_body_and_the_largest_stats_answers(pool: PgPool) {
     let server = Server::start(&pool, &[]).await;
     let idle = server.peak_rss_mb();
