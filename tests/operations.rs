@@ -1,5 +1,6 @@
-//! The server binary as an operator runs it: start-up errors in one clear line, connection
-//! limits against slow and idle clients, and bounded memory under large requests.
+//! The server binary as an operator runs it: start-up errors in one clear line, the settings
+//! of its database connections, connection limits against slow and idle clients, and bounded
+//! memory under large requests.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
