@@ -98,11 +98,21 @@ pub struct CallGroup {
 }
 
 impl CallGroup {
-    fn add(&mut self, latency_ms: Option<f64>, is_error: bool) {
-        self.calls += 1;
+    fn add(&mut self, latency_ms: Option<f64>, is_error: bool, counting: Counting) {
+        self.calls += i64::from(counting == Counting::Call);
         self.errors += i64::from(is_error);
         self.latencies.extend(latency_ms);
     }
+}
+
+/// What a rollup counts of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// The call, with its latency and error if it ended.
+    Call,
+    /// Only what its end adds (latency, error): the call itself was counted while it ran, so
+    /// rows counting this way are added to rows that counted the call.
+    End,
 }
 
 /// The call rollups of one slot's (or hour's) calls (the rows of `call_slots` and `call_op_slots`): whole,
@@ -114,11 +124,18 @@ pub struct CallRollup {
 }
 
 impl CallRollup {
-    /// Count one call.
-    pub fn add(&mut self, op_name: Option<&str>, is_root: bool, latency_ms: Option<f64>, is_error: bool) {
-        self.whole.add(latency_ms, is_error);
+    /// Count one call, or one call's end.
+    pub fn add(
+        &mut self,
+        op_name: Option<&str>,
+        is_root: bool,
+        latency_ms: Option<f64>,
+        is_error: bool,
+        counting: Counting,
+    ) {
+        self.whole.add(latency_ms, is_error, counting);
         let key = (op_name.map(str::to_string), is_root);
-        self.per_op.entry(key).or_default().add(latency_ms, is_error);
+        self.per_op.entry(key).or_default().add(latency_ms, is_error, counting);
     }
 }
 
@@ -214,6 +231,10 @@ pub struct CallTally<'a> {
     /// asked once), and per bucket its paged groups.
     latency_percentiles: Option<usize>,
     binned: Vec<Binned>,
+    /// Per bucket, the calls and errors of its slots, rendered as error-count values at the
+    /// end: a row appended by a running call's end adds an error without a call (the call's 0
+    /// becomes a 1), which only the totals can say.
+    slot_errors: Vec<(i64, i64)>,
 }
 
 impl<'a> CallTally<'a> {
@@ -228,6 +249,7 @@ impl<'a> CallTally<'a> {
                 .iter()
                 .position(|(metric, spec)| *metric == CallMetric::LatencyMs && !spec.percentiles.is_empty()),
             binned: (0..grid.len()).map(|_| Binned::default()).collect(),
+            slot_errors: vec![(0, 0); grid.len()],
         }
     }
 
@@ -252,7 +274,7 @@ impl<'a> CallTally<'a> {
     pub fn add_slot(&mut self, mut slot: CallSlot) {
         let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
         self.counts[bucket] += slot.calls;
-        let (calls, errors) = (slot.calls.max(0) as u64, slot.errors.max(0) as u64);
+        let calls = slot.calls.max(0) as u64;
         let wants_bins = self.latency_percentiles.is_some();
         for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
             match (metric, &mut slot.latencies) {
@@ -270,8 +292,9 @@ impl<'a> CallTally<'a> {
                 }
                 (CallMetric::CallCount, _) => values.push_int_times(1, calls),
                 (CallMetric::ErrorCount, _) => {
-                    values.push_int_times(1, errors);
-                    values.push_int_times(0, calls - errors);
+                    let (calls, errors) = &mut self.slot_errors[bucket];
+                    *calls += slot.calls;
+                    *errors += slot.errors;
                 }
             }
         }
@@ -319,8 +342,14 @@ impl<'a> CallTally<'a> {
             let mut out = Map::new();
             out.insert("timestamp".into(), Value::from(self.grid.timestamp(bucket)));
             for ((metric, spec), values) in self.metrics.iter().zip(bucket_values.iter_mut()) {
-                if *metric == CallMetric::LatencyMs {
-                    values.set_sum(self.latency_micros[bucket] as f64 / 1000.0);
+                match metric {
+                    CallMetric::LatencyMs => values.set_sum(self.latency_micros[bucket] as f64 / 1000.0),
+                    CallMetric::ErrorCount => {
+                        let (calls, errors) = self.slot_errors[bucket];
+                        values.push_int_times(1, errors.max(0) as u64);
+                        values.push_int_times(0, (calls - errors).max(0) as u64);
+                    }
+                    CallMetric::CallCount => {}
                 }
                 render(spec, values, &mut out);
             }

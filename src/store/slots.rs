@@ -21,7 +21,7 @@ use crate::stats::binned::{self, PageSlice, Summary, LISTED_MAX};
 use crate::stats::runs::RunSlots;
 use crate::stats::slots::{all_time, whole_hours, Range, Span};
 use crate::stats::tally::{
-    stored_sum, CallRollup, CallSlot, SlotLatencies, SlotSums, UsageRollup, UsageSlot, UsageSums,
+    stored_sum, CallRollup, CallSlot, Counting, SlotLatencies, SlotSums, UsageRollup, UsageSlot, UsageSums,
 };
 
 impl<'r> FromRow<'r, PgRow> for CallSlot {
@@ -433,7 +433,7 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     let mut runs = RunSlots::default();
     super::runs::runs_of_slots(&mut tx, project, &slots, &format!("with {consume}"), |op_name, run| {
         let slot = Span::Quarter.floor(run.started_at);
-        count_call(&mut calls, slot, op_name.as_deref(), run.is_root, run.latency_ms, run.error);
+        count_call(&mut calls, slot, op_name.as_deref(), run.is_root, run.latency_ms, run.error, Counting::Call);
         if !run.usage.is_empty() {
             usage.entry(slot).or_default().add(op_name.as_deref(), run.is_root, &run.usage);
         }
@@ -446,8 +446,8 @@ async fn rebuild(db: &PgPool, project: &str, slots: &[DateTime<Utc>]) -> Result<
     tx.commit().await
 }
 
-/// Count a call starting in the quarter hour `slot` into its quarter hour's and its hour's
-/// call rollups (a rebuild and an append count alike).
+/// Count a call starting in the quarter hour `slot` (or its end) into its quarter hour's and
+/// its hour's call rollups (a rebuild and an append count alike).
 fn count_call(
     calls: &mut BTreeMap<(Span, DateTime<Utc>), CallRollup>,
     slot: DateTime<Utc>,
@@ -455,9 +455,10 @@ fn count_call(
     is_root: bool,
     latency_ms: Option<f64>,
     is_error: bool,
+    counting: Counting,
 ) {
     for key in [(Span::Quarter, slot), (Span::Hour, Span::Hour.floor(slot))] {
-        calls.entry(key).or_default().add(op_name, is_root, latency_ms, is_error);
+        calls.entry(key).or_default().add(op_name, is_root, latency_ms, is_error, counting);
     }
 }
 
@@ -478,6 +479,11 @@ pub struct WrittenCall {
     pub id: String,
     /// Inserted by the statement, rather than updated.
     pub inserted: bool,
+    /// Updated by an end while it was running (started, not ended, not deleted; see
+    /// `calls::running`): what the rollups count of it changes only by its end's latency, error
+    /// and usage. Set by the caller, not by `RETURNING`.
+    #[sqlx(default)]
+    pub ended_running: bool,
     pub started_at: Option<DateTime<Utc>>,
     pub op_name: Option<String>,
     pub is_root: bool,
@@ -491,12 +497,14 @@ impl WrittenCall {
     pub const RETURNING: &str = concat!("returning c.project_id, c.id, c.xmax = 0 as inserted, ", call_facts!());
 }
 
-/// Append rollup rows for the calls a write transaction inserted (`written`, each with the
-/// usage rows it wrote), so a stats request keeps reading their slots' rollups rather than
-/// their calls. A slot is covered only when every call the transaction wrote in it is new:
-/// any other change (an update, a late end) leaves its mark uncovered, and its slot is read
-/// raw until rebuilt, as is a slot whose appended token sums would not fit a bigint, and every
-/// slot of a transaction writing more than [`LISTED_MAX`] calls of a project.
+/// Append rollup rows for the calls a write transaction inserted or ended while they ran
+/// (`written`, each with the usage rows it wrote), so a stats request keeps reading their
+/// slots' rollups rather than their calls. A slot is covered only when every call the
+/// transaction wrote in it is new or a running call's first end (whose rows add its latency,
+/// error and usage, not the call again): any other change (an update, a second end) leaves its
+/// mark uncovered, and its slot is read raw until rebuilt, as is a slot whose appended token
+/// sums would not fit a bigint, and every slot of a transaction writing more than
+/// [`LISTED_MAX`] calls of a project.
 #[tracing::instrument(level = "debug", skip_all, fields(calls = written.len()))]
 pub async fn append(conn: &mut PgConnection, written: &[(WrittenCall, &[UsageRow])]) -> Result<(), sqlx::Error> {
     // Per project, each counted call (one with a start) with its quarter hour.
@@ -514,9 +522,12 @@ pub async fn append(conn: &mut PgConnection, written: &[(WrittenCall, &[UsageRow
         if written.len() > LISTED_MAX {
             continue;
         }
-        // Slots changed otherwise than by new calls.
-        let mut uncovered: BTreeSet<DateTime<Utc>> =
-            written.iter().filter(|(_, call, _)| !call.inserted).map(|&(slot, _, _)| slot).collect();
+        // Slots changed otherwise than by new calls and first ends.
+        let mut uncovered: BTreeSet<DateTime<Utc>> = written
+            .iter()
+            .filter(|(_, call, _)| !call.inserted && !call.ended_running)
+            .map(|&(slot, _, _)| slot)
+            .collect();
         let mut usage: BTreeMap<DateTime<Utc>, UsageRollup> = BTreeMap::new();
         for &(slot, call, rows) in &written {
             if !rows.is_empty() && !uncovered.contains(&slot) {
@@ -537,7 +548,8 @@ pub async fn append(conn: &mut PgConnection, written: &[(WrittenCall, &[UsageRow
                 continue;
             }
             covered.insert(slot);
-            count_call(&mut calls, slot, call.op_name.as_deref(), call.is_root, call.latency_ms, call.error);
+            let counting = if call.inserted { Counting::Call } else { Counting::End };
+            count_call(&mut calls, slot, call.op_name.as_deref(), call.is_root, call.latency_ms, call.error, counting);
         }
         if covered.is_empty() {
             continue;

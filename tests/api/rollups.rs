@@ -247,18 +247,30 @@ async fn maintenance_vacuums_and_analyzes_the_rollup_tables_and_answers_stay_the
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_request_reads_a_few_stale_slots_raw_and_rebuilds_a_backlog_first(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    // One call in each of 120 quarter hours, its end arriving after its start (an update, which
-    // appends no rollup rows): more stale slots than a request reads raw.
+    // One call in each of 120 quarter hours, its end arriving after its start and then again,
+    // later (an update of an ended call, which appends no rollup rows): more stale slots than a
+    // request reads raw.
     let spread = |id: String, slot: i64| {
         vec![
             start_item(start(&id, &at(slot * 900_000 + 1_000), json!({"trace_id": id, "op_name": op(slot as u64)}))),
             end_item(end(&id, &at(slot * 900_000 + 2_000 + slot), json!({}))),
         ]
     };
-    let halves: Vec<Value> = (0..120).flat_map(|n| spread(format!("s{n}"), n)).collect();
-    let (starts, ends): (Vec<Value>, Vec<Value>) = halves.into_iter().partition(|item| item["mode"] == "start");
+    let starts: Vec<Value> = (0..120)
+        .map(|n| {
+            start_item(start(
+                &format!("s{n}"),
+                &at(n * 900_000 + 1_000),
+                json!({"trace_id": format!("s{n}"), "op_name": op(n as u64)}),
+            ))
+        })
+        .collect();
+    let ends = |later: i64| -> Vec<Value> {
+        (0..120).map(|n| end_item(end(&format!("s{n}"), &at(n * 900_000 + 2_000 + n + later), json!({})))).collect()
+    };
     send(&app, starts).await;
-    send(&app, ends).await;
+    send(&app, ends(0)).await;
+    send(&app, ends(500)).await;
     assert_eq!(app.count_rows("rollup_dirty where not covered").await, 120);
     let request = dashboard(T0, &at(120 * 900_000), "UTC", 3600, json!(null));
     let everything = json!({"$expr": {"$not": [{"$eq": [{"$getField": "id"}, {"$literal": ""}]}]}});
@@ -365,16 +377,35 @@ async fn new_calls_append_rollup_rows_that_stats_read_before_any_rebuild(pool: P
     // Exactly the calls' answers, before and after a rebuild folds the rows into one per slot.
     same_both_ways(&app).await;
     assert_eq!(app.count_rows(stacked).await, 0, "a rebuild leaves one row per slot");
-    assert_eq!(app.ok("/calls/stats", request).await, before);
+    assert_eq!(app.ok("/calls/stats", request.clone()).await, before);
 
-    // Ends arriving after their starts change calls already counted: not covered, read raw.
-    let running: Vec<Value> = (0..300)
-        .filter(|n| n % 11 == 3)
-        .map(|n| end_item(end(&format!("c{n}"), &at(3 * 3_600_000 - 1), json!({}))))
+    // The first ends of running calls (every eleventh: started, never ended) append what they
+    // add, latency, error and usage, without counting the calls again: their slots stay covered.
+    let running: Vec<Value> = (0..300).filter(|n| n % 11 == 3).map(first_end).collect();
+    send(&app, running.clone()).await;
+    assert!(app.count_rows("rollup_dirty").await > 0);
+    assert_eq!(app.count_rows("rollup_dirty where not covered").await, 0, "first ends cover their slots");
+    assert!(app.count_rows("call_slots where calls = 0").await > 0, "ends append rows that count no call");
+    assert!(
+        app.count_rows("usage_slots").await > app.count_rows("(select distinct slot, model from usage_slots) s").await
+    );
+    let answers = same_both_ways(&app).await;
+    assert_eq!(total_calls(&app.ok("/calls/stats", request.clone()).await), 300, "no call is counted twice");
+
+    // Sent again unchanged, they change nothing and mark nothing; with another exception,
+    // they change calls that have ended: not covered, read raw.
+    send(&app, running.clone()).await;
+    assert_eq!(app.count_rows("rollup_dirty").await, 0);
+    let changed = running
+        .into_iter()
+        .map(|mut item| {
+            item["req"]["end"]["exception"] = json!("ValueError: changed");
+            item
+        })
         .collect();
-    send(&app, running).await;
+    send(&app, changed).await;
     assert!(app.count_rows("rollup_dirty where not covered").await > 0);
-    same_both_ways(&app).await;
+    assert_ne!(same_both_ways(&app).await, answers);
 
     // A bulk write (more calls than a row lists) is left to the rebuild.
     let bulk: Vec<_> = (0..200)
@@ -390,6 +421,73 @@ async fn new_calls_append_rollup_rows_that_stats_read_before_any_rebuild(pool: P
     assert_eq!(app.count_rows("rollup_dirty where not covered").await, 1);
     assert_eq!(app.count_rows("rollup_dirty where covered").await, 0);
     same_both_ways(&app).await;
+}
+
+/// The end of running call `n` (see [`call`]), late: an error on every other one, usage of
+/// two models.
+fn first_end(n: u64) -> Value {
+    let exception = (n % 2 == 0).then_some("TimeoutError: late");
+    let usage = json!({
+        MODELS[0]: {"input_tokens": 100 + n, "output_tokens": n % 13, "requests": 1},
+        MODELS[2]: {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10, "requests": 2},
+    });
+    end_item(end(
+        &format!("c{n}"),
+        &at(3 * 3_600_000 - 1),
+        json!({"exception": exception, "summary": {"usage": usage}}),
+    ))
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_first_end_of_a_running_call_is_counted_once_when_sent_by_racing_batches(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let running: Vec<(Value, Option<Value>)> = (0..300).filter(|n| n % 11 == 3).map(|n| (call(n).0, None)).collect();
+    ingest(&app, running).await;
+    weave_trace_server::store::slots::refresh_everything(&app.pool).await.unwrap();
+    // Four batches carrying the same first ends at once: each end is appended by whichever
+    // batch ends its call first; the others find it ended and leave their slots uncovered.
+    let ends: Vec<Value> = (0..300).filter(|n| n % 11 == 3).map(first_end).collect();
+    tokio::join!(
+        send(&app, ends.clone()),
+        send(&app, ends.clone()),
+        send(&app, ends.clone()),
+        send(&app, ends.clone())
+    );
+    let appended_latencies: i64 =
+        sqlx::query_scalar("select count(*) from call_slots s where s.minutes = 15 and s.calls = 0")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(appended_latencies > 0, "the first ends appended");
+    same_both_ways(&app).await;
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn looking_up_the_running_calls_of_some_ends_probes_each_id_rather_than_scanning_the_project(pool: PgPool) {
+    use weave_trace_server::store::calls::LOCK_RUNNING;
+    // A project of many ended calls, as the planner sees it at scale: almost none running.
+    sqlx::query(
+        "insert into calls (project_id, id, trace_id, op_name, started_at, ended_at)
+         select $1, 'e' || i, 'e' || i, 'op', now() - interval '1 hour', now() from generate_series(1, 40000) i",
+    )
+    .bind(PROJECT)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Before its first analyze (as after a burst of writes) and after it.
+    for analyzed in [false, true] {
+        if analyzed {
+            sqlx::query("analyze calls").execute(&pool).await.unwrap();
+        }
+        let plan: Vec<String> = sqlx::query_scalar(&format!("explain {LOCK_RUNNING}"))
+            .bind(PROJECT)
+            .bind((1..=100).map(|i| format!("e{i}")).collect::<Vec<_>>())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("calls_pkey") && !plan.contains("calls_project_started"), "analyzed {analyzed}: {plan}");
+    }
 }
 
 /// Call `n` of a busy half hour: most on one op, latencies with many exact ties (0, 1 and 5 ms),
