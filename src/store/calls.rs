@@ -20,7 +20,7 @@ use crate::domain::Timestamp;
 use crate::stats::binned::LISTED_MAX;
 
 /// Write a planned batch: whole calls, then lone starts, then lone ends; then the rollup rows
-/// of the calls it inserted (`slots::append`).
+/// of the calls it inserted or ended while they ran (`slots::append`).
 #[tracing::instrument(level = "debug", skip_all, fields(calls = writes.calls()))]
 pub async fn write(conn: &mut PgConnection, writes: &Writes) -> Result<(), sqlx::Error> {
     let complete = upsert_complete(conn, &writes.complete).await?;
