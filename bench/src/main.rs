@@ -70,6 +70,10 @@ struct Args {
     /// Load mode writes calls across the whole 30-day window instead of into its last hour.
     #[arg(long)]
     load_spread: bool,
+    /// Load mode sends each batch's starts, then (its next write) their ends, as the weave SDK
+    /// does, instead of whole calls.
+    #[arg(long)]
+    load_split_ends: bool,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     keep: bool,
@@ -832,11 +836,14 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..args.load_clients {
-        let (server, spread) = (server.clone(), args.load_spread);
+        let (server, spread, split) = (server.clone(), args.load_spread, args.load_split_ends);
         tasks.push(tokio::spawn(async move {
             // (operation, latency, ok) per request; acknowledged batches.
             let mut samples: Vec<(&'static str, Duration, bool)> = Vec::new();
             let mut acknowledged: Vec<usize> = Vec::new();
+            // A batch whose starts are written and whose ends are not yet (split mode).
+            let mut started_only: Option<usize> = None;
+            let mut written = None;
             let mut b = 0;
             let mut step = c;
             let (mut turned_away, mut refused) = (0usize, 0usize);
@@ -853,13 +860,30 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
                     }
                     1 => ("stats", "/calls/stats", dashboard_request("UTC", None, 1, Some(3600))),
                     _ => {
-                        let items: Vec<Value> = (0..CALLS)
-                            .flat_map(|i| {
-                                let (_, s, e) = load_call(c, b, i, spread);
-                                [s, e]
-                            })
-                            .collect();
-                        b += 1;
+                        let halves = |batch: usize, starts: bool, ends: bool| -> Vec<Value> {
+                            (0..CALLS)
+                                .flat_map(|i| {
+                                    let (_, s, e) = load_call(c, batch, i, spread);
+                                    [starts.then_some(s), ends.then_some(e)].into_iter().flatten()
+                                })
+                                .collect()
+                        };
+                        let items = match (split, started_only.take()) {
+                            (true, Some(batch)) => {
+                                written = Some((batch, true));
+                                halves(batch, false, true)
+                            }
+                            (true, None) => {
+                                written = Some((b, false));
+                                b += 1;
+                                halves(b - 1, true, false)
+                            }
+                            (false, _) => {
+                                written = Some((b, true));
+                                b += 1;
+                                halves(b - 1, true, true)
+                            }
+                        };
                         ("upsert_batch", "/call/upsert_batch", json!({ "batch": items }))
                     }
                 };
@@ -874,8 +898,11 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
                     eprintln!("{path}: {status} {}", String::from_utf8_lossy(bytes));
                 }
                 samples.push((op, sent.elapsed(), ok));
-                if ok && op == "upsert_batch" {
-                    acknowledged.push(b - 1);
+                match written.take() {
+                    // A batch counts once its calls are whole (split mode: once its ends are in).
+                    Some((batch, true)) if ok => acknowledged.push(batch),
+                    Some((batch, false)) if ok => started_only = Some(batch),
+                    _ => {}
                 }
             }
             (samples, acknowledged, turned_away, refused)
@@ -944,7 +971,7 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
     println!("read back: {calls} acknowledged calls, {lost} lost, {wrong} differing");
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join(format!("{}-load-{}clients.json", Utc::now().format("%Y%m%dT%H%M%S"), args.load_clients));
-    let report = json!({"clients": args.load_clients, "spread": args.load_spread, "seconds": elapsed, "requests": samples.len(), "errors": errors, "refused_503": refused, "retried_503": turned_away,
+    let report = json!({"clients": args.load_clients, "spread": args.load_spread, "split_ends": args.load_split_ends, "seconds": elapsed, "requests": samples.len(), "errors": errors, "refused_503": refused, "retried_503": turned_away,
         "operations": report, "acknowledged_calls": calls, "lost": lost, "differing": wrong,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get())});
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
