@@ -843,12 +843,13 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
             let mut acknowledged: Vec<usize> = Vec::new();
             // A batch whose starts are written and whose ends are not yet (split mode).
             let mut started_only: Option<usize> = None;
-            let mut written = None;
             let mut b = 0;
             let mut step = c;
             let (mut turned_away, mut refused) = (0usize, 0usize);
             while Instant::now() < deadline {
                 step += 1;
+                // The batch this step writes, and whether its calls are then whole.
+                let mut written: Option<(usize, bool)> = None;
                 let (op, path, body) = match step % 5 {
                     0 if !acknowledged.is_empty() => {
                         let batch = acknowledged[step % acknowledged.len()];
@@ -898,7 +899,7 @@ async fn load(args: &Args, server: &Arc<Server>) -> Result<(), Box<dyn std::erro
                     eprintln!("{path}: {status} {}", String::from_utf8_lossy(bytes));
                 }
                 samples.push((op, sent.elapsed(), ok));
-                match written.take() {
+                match written {
                     // A batch counts once its calls are whole (split mode: once its ends are in).
                     Some((batch, true)) if ok => acknowledged.push(batch),
                     Some((batch, false)) if ok => started_only = Some(batch),

@@ -17,7 +17,6 @@ use crate::domain::call::{self, Call};
 use crate::domain::ingest::{EndRow, StartRow, Writes};
 use crate::domain::usage::{Counters, UsageRow};
 use crate::domain::Timestamp;
-use crate::stats::binned::LISTED_MAX;
 
 /// Write a planned batch: whole calls, then lone starts, then lone ends; then the rollup rows
 /// of the calls it inserted or ended while they ran (`slots::append`).
@@ -147,14 +146,14 @@ pub const LOCK_RUNNING: &str = "select l.id from unnest($2::text[]) as e(id), la
 /// locked until the transaction ends: their ends can append to the rollups (`slots::append`).
 /// The lock is what makes the answer hold for the upsert that follows: a concurrent end of the
 /// same call waits, then finds it ended (a snapshot read alone would let both count the end).
-/// Skipped for a project with more ends than `slots::append` ever appends for.
+/// Skipped for a project with more ends than `slots::append` appends for.
 async fn running<'a>(conn: &mut PgConnection, rows: &'a [EndRow]) -> Result<HashSet<(&'a str, &'a str)>, sqlx::Error> {
     let mut projects: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for row in rows {
         projects.entry(row.project_id.as_str()).or_default().push(row.id.as_str());
     }
     let mut running = HashSet::new();
-    for (project, ids) in projects.into_iter().filter(|(_, ids)| ids.len() <= LISTED_MAX) {
+    for (project, ids) in projects.into_iter().filter(|(_, ids)| super::slots::appends_for(ids.len())) {
         let found: Vec<String> =
             sqlx::query_scalar(LOCK_RUNNING).bind(project).bind(&ids).fetch_all(&mut *conn).await?;
         let found: HashSet<String> = found.into_iter().collect();
