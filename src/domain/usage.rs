@@ -1,9 +1,42 @@
 //! Usage normalisation (API.md §3): one rule, applied when a call's end is written.
 //!
 //! Providers name their counters differently, so each (call, model) pair of `summary.usage`
-//! becomes one [`UsageRow`] of normalised integers. Every endpoint reads these rows, never the
-//! JSON, so the rule lives in exactly one place.
-use serde_json::{Map, Value};
+//! becomes one [`UsageRow`] of normalised integers. Statistics read the rows written with the
+//! end; the usage endpoints read a call's stored `summary.usage` through this same rule (one
+//! read with the call instead of a probe for its rows), so the rule lives in exactly one place.
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+/// The visitor methods for the scalars a value of `$none` ignores: numbers, strings, booleans
+/// and null all read as `$none`.
+macro_rules! ignore_scalars {
+    ($none:expr) => {
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+    };
+}
 
 /// The normalised counters of usage (API.md §3): of one model in one call, or summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,56 +77,230 @@ pub struct UsageRow {
 /// Extract the usage rows of a call's `summary` (null, missing or `{}` usage: no rows).
 /// Rows come out sorted by model so writes are deterministic.
 pub fn usage_rows(summary: Option<&Value>) -> Vec<UsageRow> {
-    let Some(Value::Object(usage)) = summary.and_then(|s| s.get("usage")) else {
-        return Vec::new();
-    };
-    let mut rows: Vec<UsageRow> = usage
-        .iter()
-        .filter_map(|(model, counters)| match counters {
-            Value::Object(counters) => Some(normalise(model, counters)),
-            _ => None,
-        })
-        .collect();
-    rows.sort_by(|a, b| a.model.cmp(&b.model));
-    rows
+    summary.and_then(|s| s.get("usage")).map_or_else(Vec::new, |usage| {
+        // Every JSON value is accepted (anything unexpected reads as no row or 0), so reading
+        // a `Value` cannot fail.
+        UsageRows::deserialize(usage).map(|rows| rows.0).unwrap_or_default()
+    })
 }
 
-fn normalise(model: &str, counters: &Map<String, Value>) -> UsageRow {
-    let read = |key: &str| counters.get(key).map_or(0, counter_value);
-    let input_tokens = match counters.get("gross_input_tokens") {
-        Some(value) if !value.is_null() => counter_value(value),
-        _ => read("prompt_tokens").saturating_add(read("input_tokens")),
-    };
-    let output_tokens = read("completion_tokens").saturating_add(read("output_tokens"));
-    let reported_total = read("total_tokens");
-    let counters = Counters {
-        requests: read("requests"),
-        input_tokens,
-        output_tokens,
-        total_tokens: if reported_total > 0 { reported_total } else { input_tokens.saturating_add(output_tokens) },
-        cache_read_input_tokens: read("cache_read_input_tokens"),
-        cache_creation_input_tokens: read("cache_creation_input_tokens"),
-    };
-    UsageRow { model: model.to_string(), counters }
+/// The usage rows of a `summary.usage` value (not an object: no rows), sorted by model.
+///
+/// The rule is this one deserializer, whatever it reads: a parsed `Value` when an end is
+/// written, the stored JSON's bytes when the usage endpoints read it back. Reading the bytes
+/// straight into counters builds no map per call.
+#[derive(Debug, Default, PartialEq)]
+pub struct UsageRows(pub Vec<UsageRow>);
+
+impl<'de> Deserialize<'de> for UsageRows {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Models;
+        impl<'de> Visitor<'de> for Models {
+            type Value = UsageRows;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageRows, A::Error> {
+                // By model: a repeated model keeps its last value, as a parsed object does.
+                let mut models: BTreeMap<String, Reported> = BTreeMap::new();
+                while let Some(model) = map.next_key::<String>()? {
+                    match map.next_value::<ModelValue>()?.0 {
+                        Some(reported) => models.insert(model, reported),
+                        None => models.remove(&model),
+                    };
+                }
+                Ok(UsageRows(models.into_iter().map(|(model, reported)| reported.normalise(model)).collect()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<UsageRows, A::Error> {
+                drain(seq).map(|()| UsageRows::default())
+            }
+            ignore_scalars!(UsageRows::default());
+        }
+        deserializer.deserialize_any(Models)
+    }
+}
+
+/// One model's counters as reported, by name (absent and unreadable ones read 0).
+#[derive(Debug, Default)]
+struct Reported {
+    requests: i64,
+    prompt_tokens: i64,
+    input_tokens: i64,
+    completion_tokens: i64,
+    output_tokens: i64,
+    total_tokens: i64,
+    cache_read_input_tokens: i64,
+    cache_creation_input_tokens: i64,
+    /// Present and not null.
+    gross_input_tokens: Option<i64>,
+}
+
+impl Reported {
+    fn normalise(self, model: String) -> UsageRow {
+        let input_tokens =
+            self.gross_input_tokens.unwrap_or_else(|| self.prompt_tokens.saturating_add(self.input_tokens));
+        let output_tokens = self.completion_tokens.saturating_add(self.output_tokens);
+        let counters = Counters {
+            requests: self.requests,
+            input_tokens,
+            output_tokens,
+            total_tokens: if self.total_tokens > 0 {
+                self.total_tokens
+            } else {
+                input_tokens.saturating_add(output_tokens)
+            },
+            cache_read_input_tokens: self.cache_read_input_tokens,
+            cache_creation_input_tokens: self.cache_creation_input_tokens,
+        };
+        UsageRow { model, counters }
+    }
+}
+
+/// A model's value: an object of counters, or anything else (`None`: the model has no row).
+struct ModelValue(Option<Reported>);
+
+impl<'de> Deserialize<'de> for ModelValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = ModelValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModelValue, A::Error> {
+                let mut r = Reported::default();
+                // A repeated counter keeps its last value, as a parsed object does.
+                while let Some(field) = map.next_key::<Field>()? {
+                    let slot = match field {
+                        Field::Requests => &mut r.requests,
+                        Field::PromptTokens => &mut r.prompt_tokens,
+                        Field::InputTokens => &mut r.input_tokens,
+                        Field::CompletionTokens => &mut r.completion_tokens,
+                        Field::OutputTokens => &mut r.output_tokens,
+                        Field::TotalTokens => &mut r.total_tokens,
+                        Field::CacheReadInputTokens => &mut r.cache_read_input_tokens,
+                        Field::CacheCreationInputTokens => &mut r.cache_creation_input_tokens,
+                        Field::GrossInputTokens => {
+                            r.gross_input_tokens = map.next_value::<Option<Counter>>()?.map(|c| c.0);
+                            continue;
+                        }
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<Counter>()?.0;
+                }
+                Ok(ModelValue(Some(r)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ModelValue, A::Error> {
+                drain(seq).map(|()| ModelValue(None))
+            }
+            ignore_scalars!(ModelValue(None));
+        }
+        deserializer.deserialize_any(Fields)
+    }
+}
+
+/// The counter names the rule reads.
+enum Field {
+    Requests,
+    PromptTokens,
+    InputTokens,
+    CompletionTokens,
+    OutputTokens,
+    TotalTokens,
+    CacheReadInputTokens,
+    CacheCreationInputTokens,
+    GrossInputTokens,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a counter's name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
+                Ok(match name {
+                    "requests" => Field::Requests,
+                    "prompt_tokens" => Field::PromptTokens,
+                    "input_tokens" => Field::InputTokens,
+                    "completion_tokens" => Field::CompletionTokens,
+                    "output_tokens" => Field::OutputTokens,
+                    "total_tokens" => Field::TotalTokens,
+                    "cache_read_input_tokens" => Field::CacheReadInputTokens,
+                    "cache_creation_input_tokens" => Field::CacheCreationInputTokens,
+                    "gross_input_tokens" => Field::GrossInputTokens,
+                    _ => Field::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
 }
 
 /// A counter's value: integers as they are, floats truncated toward zero, strings of digits
 /// parsed, anything else 0. Values beyond i64 saturate.
-pub fn counter_value(value: &Value) -> i64 {
-    match value {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i
-            } else if n.is_u64() {
-                i64::MAX
-            } else {
+struct Counter(i64);
+
+impl<'de> Deserialize<'de> for Counter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Value;
+        impl<'de> Visitor<'de> for Value {
+            type Value = Counter;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Counter, E> {
+                Ok(Counter(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Counter, E> {
+                Ok(Counter(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Counter, E> {
                 // `as` truncates toward zero and saturates at the i64 bounds.
-                n.as_f64().map_or(0, |f| f as i64)
+                Ok(Counter(v as i64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Counter, E> {
+                Ok(Counter(parse_integer_text(v)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Counter, E> {
+                Ok(Counter(0))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Counter, E> {
+                Ok(Counter(0))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Counter, E> {
+                Ok(Counter(0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Counter, A::Error> {
+                drain(seq).map(|()| Counter(0))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Counter, A::Error> {
+                drain_map(map).map(|()| Counter(0))
             }
         }
-        Value::String(s) => parse_integer_text(s),
-        _ => 0,
+        deserializer.deserialize_any(Value)
     }
+}
+
+/// A counter's value in a parsed document (see [`Counter`]).
+pub fn counter_value(value: &serde_json::Value) -> i64 {
+    Counter::deserialize(value).map_or(0, |c| c.0)
+}
+
+fn drain<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
 }
 
 fn parse_integer_text(s: &str) -> i64 {
@@ -107,6 +314,7 @@ fn parse_integer_text(s: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn one(counters: Value) -> Counters {
@@ -168,5 +376,57 @@ mod tests {
     #[test]
     fn an_empty_counter_object_is_still_a_row_of_zeros() {
         assert!(one(json!({})).is_zero());
+    }
+
+    /// Any JSON text: the counter names the rule reads, a few others, odd scalars and nesting.
+    fn usage_text() -> impl Strategy<Value = String> {
+        let scalar = prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u64>().prop_map(|v| v.to_string()),
+            (-1e20f64..1e20).prop_map(|v| format!("{v:e}")),
+            "-?[0-9]{0,20}".prop_map(|v| format!("{v:?}")),
+            Just("null".to_string()),
+            Just("true".to_string()),
+        ];
+        let name = prop_oneof![
+            Just("requests"),
+            Just("prompt_tokens"),
+            Just("input_tokens"),
+            Just("completion_tokens"),
+            Just("output_tokens"),
+            Just("total_tokens"),
+            Just("cache_read_input_tokens"),
+            Just("cache_creation_input_tokens"),
+            Just("gross_input_tokens"),
+            Just("other"),
+        ];
+        let value = scalar.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(|items| format!("[{}]", items.join(","))),
+                prop::collection::vec(inner, 0..2).prop_map(|items| {
+                    let fields: Vec<String> = items.iter().map(|v| format!("\"requests\": {v}")).collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+            ]
+        });
+        // Repeated names and models on purpose: the last one counts.
+        let counters = prop::collection::vec((name, value.clone()), 0..6).prop_map(|fields| {
+            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k:?}: {v}")).collect();
+            format!("{{{}}}", fields.join(","))
+        });
+        let model = prop_oneof![counters, value];
+        prop::collection::vec(("[a-c]", model), 0..5).prop_map(|models| {
+            let models: Vec<String> = models.iter().map(|(k, v)| format!("{k:?}: {v}")).collect();
+            format!("{{{}}}", models.join(","))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn reading_usage_text_gives_the_rows_of_the_same_text_parsed_first(text in usage_text()) {
+            let parsed: Value = serde_json::from_str(&text).unwrap();
+            let direct: UsageRows = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(direct.0, usage_rows(Some(&json!({"usage": parsed}))), "{}", text);
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `POST /trace/usage` and `POST /calls/usage` (API.md §5): per-call usage with descendant
-//! rollup. Two queries fetch the set's parent links and own usage rows; the rollup is one
-//! post-order pass in Rust (`domain::subtree`), cheaper than a recursive CTE that would
+//! rollup. One query fetches the set's parent links and each call's own usage; the rollup is
+//! one post-order pass in Rust (`domain::subtree`), cheaper than a recursive CTE that would
 //! re-aggregate every subtree.
 use std::collections::{BTreeSet, HashMap};
 
@@ -15,6 +15,7 @@ use crate::domain::costs::{self, Cost};
 use crate::domain::expr::Query;
 use crate::domain::filter::CallsFilter;
 use crate::domain::subtree::{subtree_totals, UsageMap, UsageTotals};
+use crate::domain::usage::UsageRow;
 use crate::domain::ProjectId;
 use crate::error::{ApiError, Result, ValidationDetail};
 use crate::state::AppState;
@@ -203,26 +204,30 @@ async fn calls_usage(
 
 /// Each call's usage with its in-set descendants, in the order of `calls`.
 async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink], include_costs: bool) -> Result<Vec<UsageMap>> {
-    let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
     let book = if include_costs {
         prices_store::book(&state.db, &state.default_prices, project).await?
     } else {
         Default::default()
     };
-    let mut own: Vec<UsageMap> = vec![UsageMap::new(); calls.len()];
-    for usage_store::OwnUsage { call, usage } in usage_store::own_usage(&state.db, project, &ids).await? {
-        let Some(call) = usize::try_from(call).ok().filter(|&i| i < calls.len()) else { continue };
-        let cost = if include_costs {
-            costs::cost(&usage.counters, book.price_for(&usage.model, calls[call].started_at))
-        } else {
-            Cost::default()
-        };
-        let totals = UsageTotals { counters: usage.counters, cost };
-        // An entry whose six counters are all zero is dropped, unless it costs something (§5.1).
-        if !totals.counters.is_zero() || totals.cost.total() != 0.0 {
-            own[call].insert(usage.model, totals);
-        }
-    }
+    let own = calls
+        .iter()
+        .map(|call| {
+            let mut own = UsageMap::new();
+            for UsageRow { model, counters } in &call.usage.0 {
+                let cost = if include_costs {
+                    costs::cost(counters, book.price_for(model, call.started_at))
+                } else {
+                    Cost::default()
+                };
+                let totals = UsageTotals { counters: *counters, cost };
+                // An entry whose six counters are all zero is dropped, unless it costs something (§5.1).
+                if !totals.counters.is_zero() || totals.cost.total() != 0.0 {
+                    own.insert(model.clone(), totals);
+                }
+            }
+            own
+        })
+        .collect();
     let links: Vec<(&str, Option<&str>)> = calls.iter().map(|c| (c.id.as_str(), c.parent_id.as_deref())).collect();
     Ok(subtree_totals(&links, own))
 }

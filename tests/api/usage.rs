@@ -136,3 +136,81 @@ async fn usage_requests_with_a_limit_below_one_are_422(pool: PgPool) {
     let other = app.post("/trace/usage", json!({"project_id": "other/app"})).await;
     assert_eq!(other.status, 403);
 }
+
+/// The usage endpoints read a call's stored `summary.usage`; statistics read the usage rows
+/// written from it with the end. Odd counters (strings, floats, overflow, nulls, nested values,
+/// repeated keys, escaped model names) must come out the same both ways.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn usage_endpoints_read_odd_counters_exactly_as_the_usage_rows_written_with_the_end(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let usages = [
+        r#"{"m": {"prompt_tokens": "12", "completion_tokens": 3.9, "total_tokens": -4, "requests": "1.5"}}"#,
+        r#"{"m": {"prompt_tokens": 1, "prompt_tokens": 5}, "n": 7, "o": null, "p": [1, {"q": 2}],
+            "q": {"input_tokens": {"x": 1}, "output_tokens": [5], "requests": true, "other": {"total_tokens": 9}}}"#,
+        r#"{"m": {"gross_input_tokens": null, "prompt_tokens": 2, "input_tokens": 3},
+            "m2": {"gross_input_tokens": "40", "prompt_tokens": 2}, "m3": {"gross_input_tokens": 7, "gross_input_tokens": null, "requests": 1}}"#,
+        r#"{"m": {"prompt_tokens": 18446744073709551615, "completion_tokens": 1e30, "requests": -9223372036854775808,
+            "cache_read_input_tokens": -2.5e-300, "cache_creation_input_tokens": 123456789012345678901234567890}}"#,
+        r#"{"m": {"total_tokens": 0, "input_tokens": 9223372036854775807, "output_tokens": 1}}"#,
+        r#"{"m": {"prompt_tokens": 1}, "m": 5, "n": 5, "n": {"prompt_tokens": 2}}"#,
+        r#"{"é/mödel \"quoted\"\n": {"requests": 1, "cache_creation_input_tokens": "-0"}}"#,
+        r#"[{"m": {"prompt_tokens": 1}}]"#,
+        r#""m""#,
+        r#"null"#,
+    ];
+    let mut batch = Vec::new();
+    for (i, usage) in usages.iter().enumerate() {
+        let id = format!("u{i}");
+        let start = start(&id, "2025-01-15T11:00:00Z", json!({"trace_id": "odd"}));
+        batch.push(start_item(start).to_string());
+        batch.push(format!(
+            r#"{{"mode": "end", "req": {{"end": {{"project_id": "{PROJECT}", "id": "{id}",
+                "ended_at": "2025-01-15T11:00:01Z", "summary": {{"usage": {usage}}}}}}}}}"#
+        ));
+    }
+    let body = format!(r#"{{"batch": [{}]}}"#, batch.join(","));
+    let reply = app.send("/call/upsert_batch", body, Some(&app.basic()), "application/json").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    // Each call is a leaf, so its usage is its own: the written rows, all-zero rows left out.
+    let rows: Vec<(String, String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "select call_id, model, requests, input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
+                cache_creation_input_tokens from call_usage order by call_id, model",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut expected = serde_json::Map::new();
+    for i in 0..usages.len() {
+        expected.insert(format!("u{i}"), json!({}));
+    }
+    for (call, model, requests, input, output, total, cache_read, cache_creation) in rows {
+        if [requests, input, output, total, cache_read, cache_creation] == [0; 6] {
+            continue;
+        }
+        expected[&call][&model] = json!({
+            "requests": requests, "prompt_tokens": input, "completion_tokens": output, "total_tokens": total,
+            "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_creation,
+            "prompt_tokens_total_cost": null, "completion_tokens_total_cost": null,
+            "cache_read_input_tokens_total_cost": null, "cache_creation_input_tokens_total_cost": null});
+    }
+    // The rule itself, on a few of them: strings of digits read, floats truncate, u64 and
+    // beyond saturate, a repeated key keeps its last value, a non-object model has no row.
+    assert_eq!(expected["u0"]["m"]["prompt_tokens"], 12);
+    assert_eq!(expected["u0"]["m"]["total_tokens"], 15);
+    assert_eq!(expected["u1"]["m"]["prompt_tokens"], 5);
+    assert_eq!(expected["u1"].as_object().unwrap().keys().collect::<Vec<_>>(), ["m"]);
+    assert_eq!(expected["u2"]["m"]["prompt_tokens"], 5);
+    assert_eq!(expected["u2"]["m2"]["prompt_tokens"], 40);
+    assert_eq!(expected["u2"]["m3"]["prompt_tokens"], 0);
+    assert_eq!(expected["u3"]["m"]["prompt_tokens"], i64::MAX);
+    assert_eq!(expected["u3"]["m"]["cache_creation_input_tokens"], i64::MAX);
+    assert_eq!(expected["u5"].as_object().unwrap().keys().collect::<Vec<_>>(), ["n"]);
+    assert_eq!(expected["u6"]["é/mödel \"quoted\"\n"]["requests"], 1);
+
+    let traced = app.ok("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": ["odd"]}})).await;
+    assert_eq!(traced["call_usage"], Value::Object(expected.clone()));
+    let ids: Vec<String> = expected.keys().cloned().collect();
+    let asked = app.ok("/calls/usage", json!({"project_id": PROJECT, "call_ids": ids})).await;
+    assert_eq!(asked["call_usage"], Value::Object(expected));
+}
