@@ -4,7 +4,8 @@
 //! through parent links that stay inside the set. Calls on a parent cycle keep only their own
 //! usage and receive nobody's. One pass: children are summed before parents (post-order), so a
 //! 10,000-call chain costs 10,000 merges, not 50 million.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::costs::Cost;
 use super::usage::Counters;
@@ -23,8 +24,30 @@ impl UsageTotals {
     }
 }
 
-/// Usage by model; `BTreeMap` keeps models in byte order.
-pub type UsageMap = BTreeMap<String, UsageTotals>;
+/// Usage by model, in byte order of model. A call names a few models, so a sorted list of
+/// shared names beats a map: a 10,000-call trace allocated a map node and a name per call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageMap(Vec<(Arc<str>, UsageTotals)>);
+
+impl UsageMap {
+    /// Add `usage` to the model's total (a model not yet listed starts at it).
+    pub fn add(&mut self, model: &Arc<str>, usage: &UsageTotals) {
+        match self.0.binary_search_by(|(m, _)| (**m).cmp(model)) {
+            Ok(i) => self.0[i].1.add(usage),
+            Err(i) => self.0.insert(i, (Arc::clone(model), *usage)),
+        }
+    }
+
+    /// The model's total, if listed.
+    pub fn get(&self, model: &str) -> Option<&UsageTotals> {
+        self.0.binary_search_by(|(m, _)| (**m).cmp(model)).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Models and totals, in byte order of model.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &UsageTotals)> {
+        self.0.iter().map(|(m, u)| (&**m, u))
+    }
+}
 
 /// Roll usage up the parent links of `calls` (`(id, parent_id)` pairs). `own` holds each
 /// call's own usage, in the order of `calls`. Returns every call's total, in that order.
@@ -66,14 +89,8 @@ pub fn subtree_totals(calls: &[(&str, Option<&str>)], own: Vec<UsageMap>) -> Vec
 }
 
 fn merge_into(target: &mut UsageMap, source: &UsageMap) {
-    for (model, usage) in source {
-        // Clone the model name only when the target lacks it (rarely, after the first child).
-        match target.get_mut(model) {
-            Some(total) => total.add(usage),
-            None => {
-                target.insert(model.clone(), *usage);
-            }
-        }
+    for (model, usage) in &source.0 {
+        target.add(model, usage);
     }
 }
 
@@ -113,13 +130,13 @@ mod tests {
     use super::*;
 
     fn usage(tokens: i64) -> UsageMap {
-        UsageMap::from([(
-            "m".to_string(),
-            UsageTotals {
-                counters: Counters { requests: 1, input_tokens: tokens, total_tokens: tokens, ..Default::default() },
-                cost: Cost::default(),
-            },
-        )])
+        let mut map = UsageMap::default();
+        let usage = UsageTotals {
+            counters: Counters { requests: 1, input_tokens: tokens, total_tokens: tokens, ..Default::default() },
+            cost: Cost::default(),
+        };
+        map.add(&Arc::from("m"), &usage);
+        map
     }
 
     fn calls<'a>(pairs: &[(&'a str, Option<&'a str>)]) -> Vec<(&'a str, Option<&'a str>)> {
@@ -139,10 +156,10 @@ mod tests {
             ("c", Some("root")),
             ("orphan", Some("missing")),
         ]);
-        let own = vec![UsageMap::new(), usage(1), usage(10), usage(100), usage(1000)];
+        let own = vec![UsageMap::default(), usage(1), usage(10), usage(100), usage(1000)];
         let totals = subtree_totals(&set, own);
         assert_eq!(totals.iter().map(tokens).collect::<Vec<_>>(), [111, 11, 10, 100, 1000]);
-        assert_eq!(totals[0]["m"].counters.requests, 3);
+        assert_eq!(totals[0].get("m").unwrap().counters.requests, 3);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! one post-order pass in Rust (`domain::subtree`), cheaper than a recursive CTE that would
 //! re-aggregate every subtree.
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
@@ -209,10 +210,12 @@ async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink], include_
     } else {
         Default::default()
     };
+    // Each model's name once per request, shared by every call that names it.
+    let mut names: HashMap<&str, Arc<str>> = HashMap::new();
     let own = calls
         .iter()
         .map(|call| {
-            let mut own = UsageMap::new();
+            let mut own = UsageMap::default();
             for UsageRow { model, counters } in &call.usage.0 {
                 let cost = if include_costs {
                     costs::cost(counters, book.price_for(model, call.started_at))
@@ -222,7 +225,8 @@ async fn rolled_up(state: &AppState, project: &str, calls: &[CallLink], include_
                 let totals = UsageTotals { counters: *counters, cost };
                 // An entry whose six counters are all zero is dropped, unless it costs something (§5.1).
                 if !totals.counters.is_zero() || totals.cost.total() != 0.0 {
-                    own.insert(model.clone(), totals);
+                    let name = names.entry(model.as_str()).or_insert_with(|| Arc::from(model.as_str()));
+                    own.add(name, &totals);
                 }
             }
             own
