@@ -1,6 +1,6 @@
 //! SQL for the usage endpoints: the selected calls' parent links and their own usage.
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 
 use super::filter::Selection;
 use super::{visible_calls, VISIBLE};
@@ -23,15 +23,25 @@ pub struct CallLink {
 /// The columns of [`CallLink`], from `calls c`.
 const CALL_LINK_COLUMNS: &str = "c.id, c.parent_id, c.started_at, c.ended_at, coalesce(c.summary -> 'usage', 'null') as usage";
 
-/// The first `limit` visible calls matching `filter`, in the default order (start, then id in
-/// byte order).
+/// The first `limit` visible calls matching `filter` in the default order (start, then id in
+/// byte order), in no particular order.
+///
+/// Most selections are whole traces within the limit, so the calls are first read unordered,
+/// one more than the limit: if that many match, they are read again, sorted. A 10,000-call
+/// trace's sort took 6 of the query's 12 ms.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn select_calls(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     project: &str,
     selection: &Selection,
     limit: i64,
 ) -> Result<Vec<CallLink>, sqlx::Error> {
+    let mut qb = visible_calls(format!("select {CALL_LINK_COLUMNS}"), project, selection);
+    qb.push(" limit ").push_bind(limit.saturating_add(1));
+    let calls: Vec<CallLink> = qb.build_query_as().fetch_all(db).await?;
+    if i64::try_from(calls.len()).unwrap_or(i64::MAX) <= limit {
+        return Ok(calls);
+    }
     let mut qb = visible_calls(format!("select {CALL_LINK_COLUMNS}"), project, selection);
     qb.push(r#" order by c.started_at, c.id collate "C" limit "#).push_bind(limit);
     qb.build_query_as().fetch_all(db).await

@@ -214,3 +214,28 @@ async fn usage_endpoints_read_odd_counters_exactly_as_the_usage_rows_written_wit
     let asked = app.ok("/calls/usage", json!({"project_id": PROJECT, "call_ids": ids})).await;
     assert_eq!(asked["call_usage"], Value::Object(expected));
 }
+
+/// The limit keeps the first calls by start time (then id in byte order), however the rows
+/// were written: here the latest call is written first.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn trace_usage_past_its_limit_keeps_the_earliest_calls_not_the_first_written(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let calls = ["c3", "c2", "B1", "a1", "c0"].map(|id| {
+        let second = match id {
+            "c3" => 3,
+            "c2" => 2,
+            "c0" => 0,
+            _ => 1,
+        };
+        let at = format!("2025-01-15T11:00:0{second}Z");
+        (start(id, &at, json!({"trace_id": "t"})), Some(end(id, &at, json!({"summary": {"usage": {"m": usage(1, 1)}}}))))
+    });
+    ingest(&app, calls.into_iter().collect()).await;
+    let ids = |res: &Value| res["call_usage"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let two = app.ok("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": ["t"]}, "limit": 2})).await;
+    assert_eq!(ids(&two), ["B1", "c0"]);
+    let three = app.ok("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": ["t"]}, "limit": 3})).await;
+    assert_eq!(ids(&three), ["B1", "a1", "c0"]);
+    let all = app.ok("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": ["t"]}, "limit": 5})).await;
+    assert_eq!(ids(&all), ["B1", "a1", "c0", "c2", "c3"]);
+}
