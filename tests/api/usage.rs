@@ -228,14 +228,63 @@ async fn trace_usage_past_its_limit_keeps_the_earliest_calls_not_the_first_writt
             _ => 1,
         };
         let at = format!("2025-01-15T11:00:0{second}Z");
-        (start(id, &at, json!({"trace_id": "t"})), Some(end(id, &at, json!({"summary": {"usage": {"m": usage(1, 1)}}}))))
+        (
+            start(id, &at, json!({"trace_id": "t"})),
+            Some(end(id, &at, json!({"summary": {"usage": {"m": usage(1, 1)}}}))),
+        )
     });
     ingest(&app, calls.into_iter().collect()).await;
     let ids = |res: &Value| res["call_usage"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     let two = app.ok("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": ["t"]}, "limit": 2})).await;
     assert_eq!(ids(&two), ["B1", "c0"]);
-    let three = app.ok("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": ["t"]}, "limit": 3})).await;
+    let three =
+        app.ok("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": ["t"]}, "limit": 3})).await;
     assert_eq!(ids(&three), ["B1", "a1", "c0"]);
     let all = app.ok("/trace/usage", json!({"project_id": PROJECT, "filter": {"trace_ids": ["t"]}, "limit": 5})).await;
     assert_eq!(ids(&all), ["B1", "a1", "c0", "c2", "c3"]);
+}
+
+/// Costs are floats, so their sums depend on the order they are added in. The same calls
+/// written in different orders (so lying in different orders on disk) give byte-identical
+/// answers.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn usage_answers_do_not_depend_on_the_order_the_calls_were_written_in(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let calls = |project: &str| -> Vec<(Value, Option<Value>)> {
+        (0..60)
+            .map(|i: i64| {
+                let id = format!("c{i:02}");
+                // One start time: the default order is then by id, and an index on start time
+                // gives the rows in the order they lie on disk.
+                let at = "2025-01-15T11:00:00Z";
+                let parent = (i > 0).then_some("c00");
+                let tokens = json!({"gpt-4o": usage(1 + (i * 7919) % 997, 1 + (i * 104_729) % 991)});
+                let mut s = start(&id, at, json!({"trace_id": "t", "parent_id": parent}));
+                let mut e = end(&id, at, json!({"summary": {"usage": tokens}}));
+                s["project_id"] = json!(project);
+                e["project_id"] = json!(project);
+                (s, Some(e))
+            })
+            .collect()
+    };
+    ingest(&app, calls(PROJECT)).await;
+    // A batch is written in id order, so the reversed project gets its calls in batches of 10,
+    // the last ids first.
+    let mut reversed = calls("acme/reversed");
+    while !reversed.is_empty() {
+        let batch = reversed.split_off(reversed.len() - 10);
+        ingest(&app, batch).await;
+    }
+    let answers = |project: &'static str| {
+        let app = &app;
+        async move {
+            let traced = app.post("/trace/usage", json!({"project_id": project, "include_costs": true})).await;
+            let asked = app
+                .post("/calls/usage", json!({"project_id": project, "call_ids": ["c00"], "include_costs": true}))
+                .await;
+            assert!(traced.body["call_usage"]["c00"]["gpt-4o"]["prompt_tokens_total_cost"].as_f64().unwrap() > 0.0);
+            (traced.text, asked.text)
+        }
+    };
+    assert_eq!(answers(PROJECT).await, answers("acme/reversed").await);
 }
