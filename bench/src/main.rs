@@ -287,24 +287,37 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     (at(0.5), at(0.95))
 }
 
+/// How long the background refresher took to catch up after a write.
+struct Settled {
+    /// Seconds until no slot was dirty; `None` if some still were at the deadline.
+    current_s: Option<f64>,
+    /// Seconds until nothing was left to vacuum or analyze either.
+    maintained_s: Option<f64>,
+}
+
 /// Wait until the background refresher has rebuilt every dirty slot and left nothing to
-/// vacuum or analyze; the seconds until each (given up after 120 s).
-async fn settle(db: &PgPool) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+/// vacuum or analyze, for at most `SETTLE_MAX`. A refresher still behind then is reported and
+/// the run goes on (its stats requests read the stale slots raw): a 10M run is not thrown away.
+async fn settle(db: &PgPool) -> Result<Settled, Box<dyn std::error::Error>> {
+    const SETTLE_MAX: Duration = Duration::from_secs(600);
     let started = Instant::now();
     let mut current_s = None;
-    while started.elapsed() < Duration::from_secs(120) {
+    let mut dirty: i64 = 0;
+    while started.elapsed() < SETTLE_MAX {
         if current_s.is_none() {
-            let dirty: i64 = sqlx::query_scalar("select count(*) from rollup_dirty").fetch_one(db).await?;
+            dirty = sqlx::query_scalar("select count(*) from rollup_dirty").fetch_one(db).await?;
             current_s = (dirty == 0).then(|| started.elapsed().as_secs_f64());
         }
-        if let Some(current_s) = current_s {
-            if !store::slots::needs_maintenance(db).await? {
-                return Ok((current_s, started.elapsed().as_secs_f64()));
-            }
+        if current_s.is_some() && !store::slots::needs_maintenance(db).await? {
+            return Ok(Settled { current_s, maintained_s: Some(started.elapsed().as_secs_f64()) });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err("the rollups did not settle within 120 s".into())
+    eprintln!(
+        "warning: after {} s the refresher had not caught up ({dirty} dirty slots left, or tables to maintain); timing anyway",
+        SETTLE_MAX.as_secs()
+    );
+    Ok(Settled { current_s, maintained_s: None })
 }
 
 /// A `/proc/<pid>/status` field in MB: `VmRSS` (now) or `VmHWM` (the peak); this process's
@@ -684,8 +697,13 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("ingested {} calls in {:.1} s: {ingest_rate:.0} calls/s", args.calls, ingest_time.as_secs_f64());
     // Nobody vacuums or analyzes for the server: it must keep its rollups current and its
     // tables fit for the planner by itself (the state a user gets right after ingesting).
-    let (current_s, maintained_s) = settle(&db).await?;
-    eprintln!("rollups current {current_s:.1} s after the last write; tables maintained after {maintained_s:.1} s");
+    let Settled { current_s, maintained_s } = settle(&db).await?;
+    let seconds = |s: Option<f64>| s.map_or("not within the wait".to_string(), |s| format!("{s:.1} s"));
+    eprintln!(
+        "rollups current {} after the last write; tables maintained after {}",
+        seconds(current_s),
+        seconds(maintained_s)
+    );
     if args.ingest_only {
         if let Some(sampler) = &sampler {
             sampler.abort();
