@@ -6,37 +6,10 @@
 //! read with the call instead of a probe for its rows), so the rule lives in exactly one place.
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-
-/// The visitor methods for the scalars a value of `$none` ignores: numbers, strings, booleans
-/// and null all read as `$none`.
-macro_rules! ignore_scalars {
-    ($none:expr) => {
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-    };
-}
 
 /// The normalised counters of usage (API.md §3): of one model in one call, or summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,29 +67,21 @@ pub struct UsageRows(pub Vec<UsageRow>);
 
 impl<'de> Deserialize<'de> for UsageRows {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Models;
-        impl<'de> Visitor<'de> for Models {
-            type Value = UsageRows;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageRows, A::Error> {
-                // By model: a repeated model keeps its last value, as a parsed object does.
-                let mut models: BTreeMap<String, Reported> = BTreeMap::new();
-                while let Some(model) = map.next_key::<String>()? {
-                    match map.next_value::<ModelValue>()?.0 {
-                        Some(reported) => models.insert(model, reported),
-                        None => models.remove(&model),
-                    };
-                }
-                Ok(UsageRows(models.into_iter().map(|(model, reported)| reported.normalise(model)).collect()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<UsageRows, A::Error> {
-                drain(seq).map(|()| UsageRows::default())
-            }
-            ignore_scalars!(UsageRows::default());
+        deserializer.deserialize_any(ObjectOr(PhantomData))
+    }
+}
+
+impl FromObject for UsageRows {
+    fn from_object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        // By model: a repeated model keeps its last value, as a parsed object does.
+        let mut models: BTreeMap<String, Reported> = BTreeMap::new();
+        while let Some(model) = map.next_key::<String>()? {
+            match map.next_value::<ModelValue>()?.0 {
+                Some(reported) => models.insert(model, reported),
+                None => models.remove(&model),
+            };
         }
-        deserializer.deserialize_any(Models)
+        Ok(UsageRows(models.into_iter().map(|(model, reported)| reported.normalise(model)).collect()))
     }
 }
 
@@ -157,48 +122,84 @@ impl Reported {
 }
 
 /// A model's value: an object of counters, or anything else (`None`: the model has no row).
+#[derive(Default)]
 struct ModelValue(Option<Reported>);
 
 impl<'de> Deserialize<'de> for ModelValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = ModelValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModelValue, A::Error> {
-                let mut r = Reported::default();
-                // A repeated counter keeps its last value, as a parsed object does.
-                while let Some(field) = map.next_key::<Field>()? {
-                    let slot = match field {
-                        Field::Requests => &mut r.requests,
-                        Field::PromptTokens => &mut r.prompt_tokens,
-                        Field::InputTokens => &mut r.input_tokens,
-                        Field::CompletionTokens => &mut r.completion_tokens,
-                        Field::OutputTokens => &mut r.output_tokens,
-                        Field::TotalTokens => &mut r.total_tokens,
-                        Field::CacheReadInputTokens => &mut r.cache_read_input_tokens,
-                        Field::CacheCreationInputTokens => &mut r.cache_creation_input_tokens,
-                        Field::GrossInputTokens => {
-                            r.gross_input_tokens = map.next_value::<Option<Counter>>()?.map(|c| c.0);
-                            continue;
-                        }
-                        Field::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    *slot = map.next_value::<Counter>()?.0;
+        deserializer.deserialize_any(ObjectOr(PhantomData))
+    }
+}
+
+impl FromObject for ModelValue {
+    fn from_object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut r = Reported::default();
+        // A repeated counter keeps its last value, as a parsed object does.
+        while let Some(field) = map.next_key::<Field>()? {
+            let slot = match field {
+                Field::Requests => &mut r.requests,
+                Field::PromptTokens => &mut r.prompt_tokens,
+                Field::InputTokens => &mut r.input_tokens,
+                Field::CompletionTokens => &mut r.completion_tokens,
+                Field::OutputTokens => &mut r.output_tokens,
+                Field::TotalTokens => &mut r.total_tokens,
+                Field::CacheReadInputTokens => &mut r.cache_read_input_tokens,
+                Field::CacheCreationInputTokens => &mut r.cache_creation_input_tokens,
+                Field::GrossInputTokens => {
+                    r.gross_input_tokens = map.next_value::<Option<Counter>>()?.map(|c| c.0);
+                    continue;
                 }
-                Ok(ModelValue(Some(r)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ModelValue, A::Error> {
-                drain(seq).map(|()| ModelValue(None))
-            }
-            ignore_scalars!(ModelValue(None));
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = map.next_value::<Counter>()?.0;
         }
-        deserializer.deserialize_any(Fields)
+        Ok(ModelValue(Some(r)))
+    }
+}
+
+/// What the rule makes of a JSON object; any other JSON value reads as `Default`.
+trait FromObject: Default {
+    fn from_object<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+/// The visitor of a [`FromObject`]: an object is read by it, any other value consumed and read
+/// as nothing (so no JSON fails to read).
+struct ObjectOr<T>(PhantomData<T>);
+
+impl<'de, T: FromObject> Visitor<'de> for ObjectOr<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::from_object(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        drain(seq).map(|()| T::default())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::default())
     }
 }
 
