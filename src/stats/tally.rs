@@ -274,6 +274,9 @@ impl<'a> CallTally<'a> {
     pub fn add_slot(&mut self, mut slot: CallSlot) {
         let Some(bucket) = self.grid.bucket_of(slot.slot) else { return };
         self.counts[bucket] += slot.calls;
+        let (calls, errors) = &mut self.slot_errors[bucket];
+        *calls += slot.calls;
+        *errors += slot.errors;
         let calls = slot.calls.max(0) as u64;
         let wants_bins = self.latency_percentiles.is_some();
         for (values, (metric, _)) in self.values[bucket].iter_mut().zip(self.metrics) {
@@ -291,11 +294,8 @@ impl<'a> CallTally<'a> {
                     }
                 }
                 (CallMetric::CallCount, _) => values.push_int_times(1, calls),
-                (CallMetric::ErrorCount, _) => {
-                    let (calls, errors) = &mut self.slot_errors[bucket];
-                    *calls += slot.calls;
-                    *errors += slot.errors;
-                }
+                // Rendered from the bucket's `slot_errors` at the end.
+                (CallMetric::ErrorCount, _) => {}
             }
         }
     }
