@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use tokio::sync::mpsc;
 
@@ -52,7 +53,7 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<Vec
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let col = |f: fn(&StartRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let col = |f: fn(&StartRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     let written = sqlx::query_as::<_, WrittenCall>(&format!(
         r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
@@ -73,22 +74,22 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<Vec
                wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs {}"#,
         WrittenCall::RETURNING
     ))
-    .bind(col(|r| Some(r.project_id.clone())))
-    .bind(col(|r| Some(r.id.clone())))
-    .bind(col(|r| Some(r.trace_id.clone())))
-    .bind(col(|r| r.parent_id.clone()))
-    .bind(col(|r| r.thread_id.clone()))
-    .bind(col(|r| r.turn_id.clone()))
-    .bind(col(|r| Some(r.op_name.clone())))
-    .bind(col(|r| r.display_name.clone()))
+    .bind(col(|r| Some(r.project_id.as_str())))
+    .bind(col(|r| Some(r.id.as_str())))
+    .bind(col(|r| Some(r.trace_id.as_str())))
+    .bind(col(|r| r.parent_id.as_deref()))
+    .bind(col(|r| r.thread_id.as_deref()))
+    .bind(col(|r| r.turn_id.as_deref()))
+    .bind(col(|r| Some(r.op_name.as_str())))
+    .bind(col(|r| r.display_name.as_deref()))
     .bind(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.attributes.get()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.inputs.get()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.otel_dump.as_deref().map(RawValue::get)).collect::<Vec<_>>())
-    .bind(col(|r| Some(r.wb_user_id.clone())))
-    .bind(col(|r| r.wb_run_id.clone()))
+    .bind(col(|r| Some(r.wb_user_id.as_str())))
+    .bind(col(|r| r.wb_run_id.as_deref()))
     .bind(rows.iter().map(|r| r.wb_run_step).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| Value::from(r.input_refs.clone())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Json(&r.input_refs)).collect::<Vec<_>>())
     .fetch_all(conn)
     .await?;
     Ok(written)
@@ -113,15 +114,15 @@ async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<Vec<Wri
                wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs {}"#,
         WrittenCall::RETURNING
     ))
-    .bind(rows.iter().map(|r| r.project_id.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.trace_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.project_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.trace_id.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.ended_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.exception.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.exception.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.output.as_deref().map(RawValue::get)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.summary.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.summary).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.wb_run_step_end).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| Value::from(r.output_refs.clone())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Json(&r.output_refs)).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     for call in &mut written {
@@ -192,9 +193,9 @@ async fn replace_usage(conn: &mut PgConnection, rows: &[&EndRow], written: &[Wri
            select * from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
                                 $8::int8[], $9::int8[])"#,
     )
-    .bind(usage.iter().map(|(r, _)| r.project_id.clone()).collect::<Vec<_>>())
-    .bind(usage.iter().map(|(r, _)| r.id.clone()).collect::<Vec<_>>())
-    .bind(usage.iter().map(|(_, u)| u.model.clone()).collect::<Vec<_>>())
+    .bind(usage.iter().map(|(r, _)| r.project_id.as_str()).collect::<Vec<_>>())
+    .bind(usage.iter().map(|(r, _)| r.id.as_str()).collect::<Vec<_>>())
+    .bind(usage.iter().map(|(_, u)| u.model.as_str()).collect::<Vec<_>>())
     .bind(counter(|u| u.requests))
     .bind(counter(|u| u.input_tokens))
     .bind(counter(|u| u.output_tokens))
@@ -215,7 +216,7 @@ async fn upsert_complete(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let starts = |f: fn(&StartRow) -> Option<String>| rows.iter().map(|(s, _)| f(s)).collect::<Vec<_>>();
+    let starts = |f: fn(&StartRow) -> Option<&str>| rows.iter().map(|(s, _)| f(s)).collect::<Vec<_>>();
     let written = sqlx::query_as::<_, WrittenCall>(&format!(
         r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs,
@@ -243,28 +244,28 @@ async fn upsert_complete(
                summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs {}"#,
         WrittenCall::RETURNING
     ))
-    .bind(starts(|r| Some(r.project_id.clone())))
-    .bind(starts(|r| Some(r.id.clone())))
-    .bind(starts(|r| Some(r.trace_id.clone())))
-    .bind(starts(|r| r.parent_id.clone()))
-    .bind(starts(|r| r.thread_id.clone()))
-    .bind(starts(|r| r.turn_id.clone()))
-    .bind(starts(|r| Some(r.op_name.clone())))
-    .bind(starts(|r| r.display_name.clone()))
+    .bind(starts(|r| Some(r.project_id.as_str())))
+    .bind(starts(|r| Some(r.id.as_str())))
+    .bind(starts(|r| Some(r.trace_id.as_str())))
+    .bind(starts(|r| r.parent_id.as_deref()))
+    .bind(starts(|r| r.thread_id.as_deref()))
+    .bind(starts(|r| r.turn_id.as_deref()))
+    .bind(starts(|r| Some(r.op_name.as_str())))
+    .bind(starts(|r| r.display_name.as_deref()))
     .bind(rows.iter().map(|(s, _)| s.started_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|(s, _)| s.attributes.get()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(s, _)| s.inputs.get()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(s, _)| s.otel_dump.as_deref().map(RawValue::get)).collect::<Vec<_>>())
-    .bind(starts(|r| Some(r.wb_user_id.clone())))
-    .bind(starts(|r| r.wb_run_id.clone()))
+    .bind(starts(|r| Some(r.wb_user_id.as_str())))
+    .bind(starts(|r| r.wb_run_id.as_deref()))
     .bind(rows.iter().map(|(s, _)| s.wb_run_step).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(s, _)| Value::from(s.input_refs.clone())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(s, _)| Json(&s.input_refs)).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.ended_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| e.exception.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.exception.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.output.as_deref().map(RawValue::get)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| e.summary.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| &e.summary).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.wb_run_step_end).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| Value::from(e.output_refs.clone())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| Json(&e.output_refs)).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     replace_usage(conn, &rows.iter().map(|(_, e)| e).collect::<Vec<_>>(), &written).await?;
