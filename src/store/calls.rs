@@ -53,9 +53,10 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<Vec
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let col = |f: fn(&StartRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
-    let written = sqlx::query_as::<_, WrittenCall>(&format!(
-        r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
+    let starts: Vec<&StartRow> = rows.iter().collect();
+    let written = bind_starts(
+        sqlx::query_as(&format!(
+            r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
            select s.project_id, s.id, s.trace_id, s.parent_id, s.thread_id, s.turn_id, s.op_name, s.display_name,
                   s.started_at, s.attributes::jsonb, s.inputs::jsonb, s.otel_dump::jsonb, s.wb_user_id, s.wb_run_id,
@@ -72,27 +73,38 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<Vec
                started_at = excluded.started_at, attributes = excluded.attributes, inputs = excluded.inputs,
                otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id,
                wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs {}"#,
-        WrittenCall::RETURNING
-    ))
-    .bind(col(|r| Some(r.project_id.as_str())))
-    .bind(col(|r| Some(r.id.as_str())))
-    .bind(col(|r| Some(r.trace_id.as_str())))
-    .bind(col(|r| r.parent_id.as_deref()))
-    .bind(col(|r| r.thread_id.as_deref()))
-    .bind(col(|r| r.turn_id.as_deref()))
-    .bind(col(|r| Some(r.op_name.as_str())))
-    .bind(col(|r| r.display_name.as_deref()))
-    .bind(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.attributes.get()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.inputs.get()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.otel_dump.as_deref().map(RawValue::get)).collect::<Vec<_>>())
-    .bind(col(|r| Some(r.wb_user_id.as_str())))
-    .bind(col(|r| r.wb_run_id.as_deref()))
-    .bind(rows.iter().map(|r| r.wb_run_step).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| Json(&r.input_refs)).collect::<Vec<_>>())
+            WrittenCall::RETURNING
+        )),
+        &starts,
+    )
     .fetch_all(conn)
     .await?;
     Ok(written)
+}
+
+/// An upsert of calls, returning what it wrote.
+type CallsUpsert<'q> = sqlx::query::QueryAs<'q, Postgres, WrittenCall, sqlx::postgres::PgArguments>;
+
+/// Bind the start columns of `rows`: `$1`–`$16` of both upserts that write starts.
+fn bind_starts<'q>(query: CallsUpsert<'q>, rows: &[&'q StartRow]) -> CallsUpsert<'q> {
+    let text = |f: fn(&'q StartRow) -> Option<&'q str>| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+    query
+        .bind(text(|r| Some(r.project_id.as_str())))
+        .bind(text(|r| Some(r.id.as_str())))
+        .bind(text(|r| Some(r.trace_id.as_str())))
+        .bind(text(|r| r.parent_id.as_deref()))
+        .bind(text(|r| r.thread_id.as_deref()))
+        .bind(text(|r| r.turn_id.as_deref()))
+        .bind(text(|r| Some(r.op_name.as_str())))
+        .bind(text(|r| r.display_name.as_deref()))
+        .bind(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.attributes.get()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.inputs.get()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.otel_dump.as_deref().map(RawValue::get)).collect::<Vec<_>>())
+        .bind(text(|r| Some(r.wb_user_id.as_str())))
+        .bind(text(|r| r.wb_run_id.as_deref()))
+        .bind(rows.iter().map(|r| r.wb_run_step).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| Json(&r.input_refs)).collect::<Vec<_>>())
 }
 
 /// Write ends and replace their usage rows (last write wins).
@@ -216,8 +228,9 @@ async fn upsert_complete(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let starts = |f: fn(&StartRow) -> Option<&str>| rows.iter().map(|(s, _)| f(s)).collect::<Vec<_>>();
-    let written = sqlx::query_as::<_, WrittenCall>(&format!(
+    let starts: Vec<&StartRow> = rows.iter().map(|(s, _)| s).collect();
+    let written = bind_starts(
+        sqlx::query_as(&format!(
         r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs,
                               ended_at, exception, output, summary, wb_run_step_end, output_refs)
@@ -243,23 +256,9 @@ async fn upsert_complete(
                ended_at = excluded.ended_at, exception = excluded.exception, output = excluded.output,
                summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs {}"#,
         WrittenCall::RETURNING
-    ))
-    .bind(starts(|r| Some(r.project_id.as_str())))
-    .bind(starts(|r| Some(r.id.as_str())))
-    .bind(starts(|r| Some(r.trace_id.as_str())))
-    .bind(starts(|r| r.parent_id.as_deref()))
-    .bind(starts(|r| r.thread_id.as_deref()))
-    .bind(starts(|r| r.turn_id.as_deref()))
-    .bind(starts(|r| Some(r.op_name.as_str())))
-    .bind(starts(|r| r.display_name.as_deref()))
-    .bind(rows.iter().map(|(s, _)| s.started_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(s, _)| s.attributes.get()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(s, _)| s.inputs.get()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(s, _)| s.otel_dump.as_deref().map(RawValue::get)).collect::<Vec<_>>())
-    .bind(starts(|r| Some(r.wb_user_id.as_str())))
-    .bind(starts(|r| r.wb_run_id.as_deref()))
-    .bind(rows.iter().map(|(s, _)| s.wb_run_step).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(s, _)| Json(&s.input_refs)).collect::<Vec<_>>())
+    )),
+        &starts,
+    )
     .bind(rows.iter().map(|(_, e)| e.ended_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.exception.as_deref()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, e)| e.output.as_deref().map(RawValue::get)).collect::<Vec<_>>())
