@@ -54,9 +54,8 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<Vec
         return Ok(Vec::new());
     }
     let starts: Vec<&StartRow> = rows.iter().collect();
-    let written = bind_starts(
-        sqlx::query_as(&format!(
-            r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
+    let sql = format!(
+        r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs)
            select s.project_id, s.id, s.trace_id, s.parent_id, s.thread_id, s.turn_id, s.op_name, s.display_name,
                   s.started_at, s.attributes::jsonb, s.inputs::jsonb, s.otel_dump::jsonb, s.wb_user_id, s.wb_run_id,
@@ -73,13 +72,9 @@ async fn upsert_starts(conn: &mut PgConnection, rows: &[StartRow]) -> Result<Vec
                started_at = excluded.started_at, attributes = excluded.attributes, inputs = excluded.inputs,
                otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id,
                wb_run_step = excluded.wb_run_step, input_refs = excluded.input_refs {}"#,
-            WrittenCall::RETURNING
-        )),
-        &starts,
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(written)
+        WrittenCall::RETURNING
+    );
+    bind_starts(sqlx::query_as(&sql), &starts).fetch_all(conn).await
 }
 
 /// An upsert of calls, returning what it wrote.
@@ -107,13 +102,25 @@ fn bind_starts<'q>(query: CallsUpsert<'q>, rows: &[&'q StartRow]) -> CallsUpsert
         .bind(rows.iter().map(|r| Json(&r.input_refs)).collect::<Vec<_>>())
 }
 
+/// Bind the end columns of `rows` (from `ended_at` to `output_refs`), next after what is bound
+/// already: `$4`–`$9` of the end upsert, `$17`–`$22` of the whole-call upsert.
+fn bind_ends<'q>(query: CallsUpsert<'q>, rows: &[&'q EndRow]) -> CallsUpsert<'q> {
+    query
+        .bind(rows.iter().map(|r| r.ended_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.exception.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.output.as_deref().map(RawValue::get)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| &r.summary).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.wb_run_step_end).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| Json(&r.output_refs)).collect::<Vec<_>>())
+}
+
 /// Write ends and replace their usage rows (last write wins).
 async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<Vec<WrittenCall>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let running = running(conn, rows).await?;
-    let mut written = sqlx::query_as::<_, WrittenCall>(&format!(
+    let sql = format!(
         r#"insert into calls as c (project_id, id, trace_id, ended_at, exception, output, summary, wb_run_step_end, output_refs)
            select e.project_id, e.id, e.trace_id, e.ended_at, e.exception, e.output::jsonb, e.summary, e.wb_run_step_end,
                   array(select jsonb_array_elements_text(e.output_refs))
@@ -125,22 +132,17 @@ async fn upsert_ends(conn: &mut PgConnection, rows: &[EndRow]) -> Result<Vec<Wri
                exception = excluded.exception, output = excluded.output, summary = excluded.summary,
                wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs {}"#,
         WrittenCall::RETURNING
-    ))
-    .bind(rows.iter().map(|r| r.project_id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.trace_id.as_deref()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.ended_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.exception.as_deref()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.output.as_deref().map(RawValue::get)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.summary).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.wb_run_step_end).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| Json(&r.output_refs)).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await?;
+    );
+    let ends: Vec<&EndRow> = rows.iter().collect();
+    let query = sqlx::query_as(&sql)
+        .bind(rows.iter().map(|r| r.project_id.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.trace_id.as_deref()).collect::<Vec<_>>());
+    let mut written = bind_ends(query, &ends).fetch_all(&mut *conn).await?;
     for call in &mut written {
         call.ended_running = running.contains(&(call.project_id.as_str(), call.id.as_str()));
     }
-    replace_usage(conn, &rows.iter().collect::<Vec<_>>(), &written).await?;
+    replace_usage(conn, &ends, &written).await?;
     Ok(written)
 }
 
@@ -229,8 +231,8 @@ async fn upsert_complete(
         return Ok(Vec::new());
     }
     let starts: Vec<&StartRow> = rows.iter().map(|(s, _)| s).collect();
-    let written = bind_starts(
-        sqlx::query_as(&format!(
+    let ends: Vec<&EndRow> = rows.iter().map(|(_, e)| e).collect();
+    let sql = format!(
         r#"insert into calls as c (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name,
                               started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step, input_refs,
                               ended_at, exception, output, summary, wb_run_step_end, output_refs)
@@ -256,18 +258,9 @@ async fn upsert_complete(
                ended_at = excluded.ended_at, exception = excluded.exception, output = excluded.output,
                summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end, output_refs = excluded.output_refs {}"#,
         WrittenCall::RETURNING
-    )),
-        &starts,
-    )
-    .bind(rows.iter().map(|(_, e)| e.ended_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| e.exception.as_deref()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| e.output.as_deref().map(RawValue::get)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| &e.summary).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| e.wb_run_step_end).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| Json(&e.output_refs)).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await?;
-    replace_usage(conn, &rows.iter().map(|(_, e)| e).collect::<Vec<_>>(), &written).await?;
+    );
+    let written = bind_ends(bind_starts(sqlx::query_as(&sql), &starts), &ends).fetch_all(&mut *conn).await?;
+    replace_usage(conn, &ends, &written).await?;
     Ok(written)
 }
 
